@@ -1,0 +1,109 @@
+"""The ``lamina`` command line: a thin, lazily imported layer over the library.
+
+Each verb lives in its own module ``lamina.cli.cmd_<verb>`` exposing a click command
+named ``command``.  Only the module of the verb being run is imported, so
+``lamina --help`` and every command start fast.  This package is the only place that
+prints to the terminal or exits.
+
+To add a verb: write ``cmd_<verb>.py`` and add one line to :data:`COMMANDS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Any
+
+import click
+
+__all__ = ["COMMANDS", "main"]
+
+# verb -> (module, short help).  Help text lives here so `lamina --help` imports nothing.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "parse": ("lamina.cli.cmd_parse", "Print the syntax tree of a Dockerfile."),
+    "lint": ("lamina.cli.cmd_lint", "Check a Dockerfile against best practices."),
+    "analyze": ("lamina.cli.cmd_analyze", "Show an image's layers, their sizes and wasted space."),
+    "import": ("lamina.cli.cmd_image", "Create an image from a rootfs tarball."),
+    "images": ("lamina.cli.cmd_image", "List images."),
+    "image": ("lamina.cli.cmd_image", "Manage images (ls, inspect, rm, history, tag, save, load)."),
+    "inspect": ("lamina.cli.cmd_image", "Show low-level information on images."),
+    "history": ("lamina.cli.cmd_image", "Show the history of an image."),
+    "tag": ("lamina.cli.cmd_image", "Create a tag TARGET that refers to SOURCE."),
+    "rmi": ("lamina.cli.cmd_image", "Remove one or more images."),
+    "save": ("lamina.cli.cmd_image", "Save images to a tar archive."),
+    "load": ("lamina.cli.cmd_image", "Load images from a tar archive."),
+    "system": ("lamina.cli.cmd_system", "Disk usage and pruning (df, prune)."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a verb's module only when that verb runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        cmd = getattr(module, "commands", {}).get(cmd_name) or getattr(module, "command", None)
+        return cmd if isinstance(cmd, click.Command) else None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+def default_root() -> str:
+    """The store root: ``$LAMINA_ROOT``, else /var/lib/lamina for root, else XDG data."""
+    env = os.environ.get("LAMINA_ROOT")
+    if env:
+        return env
+    if os.geteuid() == 0:
+        return "/var/lib/lamina"
+    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(xdg, "lamina")
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--root", "root", default=None, metavar="DIR",
+              help="Store root (default: $LAMINA_ROOT, /var/lib/lamina as root).")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="lamina", prog_name="lamina")
+@click.pass_context
+def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
+    """lamina: build, store, run and ship container images, compatible with Docker."""
+    ctx.ensure_object(dict)
+    ctx.obj["root"] = root or default_root()
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point of the ``lamina`` console script: maps errors to one-line messages."""
+    from lamina.errors import LaminaError
+
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        return cli.main(args=argv, prog_name="lamina", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(125 if exc.exit_code == 2 else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except LaminaError as exc:
+        if debug:
+            raise
+        click.echo(f"Error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(f"Hint: {exc.hint}", err=True)
+        sys.exit(exc.exit_status)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
