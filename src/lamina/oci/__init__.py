@@ -1,1 +1,43 @@
-"""lamina.oci"""
+"""OCI and Docker image documents as frozen dataclasses (pure: no I/O).
+
+* :class:`Descriptor`, :class:`Platform` -- pointers to blobs, and where images run;
+* :class:`Manifest`, :class:`Index` -- one image / a list of images;
+* :class:`ImageConfig` (with :class:`ContainerConfig`, :class:`Healthcheck`,
+  :class:`RootFS`, :class:`History`) -- what an image runs and its layers' diff IDs;
+* :mod:`lamina.oci.mediatypes` -- the media type constants and layer helpers.
+
+Every document has ``from_json(bytes)`` (strict: InvalidManifest names the bad
+field) and ``to_json() -> bytes``.  A parsed document returns the very bytes it was
+read from, so digests survive a round trip; a built one serialises canonically,
+like Go's ``encoding/json``.
+"""
+
+from lamina.oci import mediatypes
+from lamina.oci._json import FrozenMap, canonical_json
+from lamina.oci.config import (
+    ContainerConfig,
+    Healthcheck,
+    History,
+    ImageConfig,
+    RootFS,
+    parse_timestamp,
+)
+from lamina.oci.descriptor import Descriptor, Platform
+from lamina.oci.manifest import Index, Manifest, parse_document
+
+__all__ = [
+    "ContainerConfig",
+    "Descriptor",
+    "FrozenMap",
+    "Healthcheck",
+    "History",
+    "ImageConfig",
+    "Index",
+    "Manifest",
+    "Platform",
+    "RootFS",
+    "canonical_json",
+    "mediatypes",
+    "parse_document",
+    "parse_timestamp",
+]
