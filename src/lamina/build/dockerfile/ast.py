@@ -54,7 +54,10 @@ class Node:
     ``args`` are the argument nodes (see module doc).  ``json`` says whether the
     arguments came from a JSON array (exec form).  ``original`` is the source text
     of the instruction with continuation lines joined (as BuildKit keeps it).
-    ``sub`` is the wrapped instruction for ``ONBUILD``.
+    ``sub`` is the wrapped instruction for ``ONBUILD``.  ``heredocs`` are the bodies
+    the instruction line opened (for ``ONBUILD`` they sit on both the outer node and
+    ``sub``).  ``comments`` are the comment lines directly above the instruction, with
+    ``#`` and surrounding blanks removed (an empty ``#`` line resets them).
     """
 
     cmd: str
@@ -66,6 +69,7 @@ class Node:
     span: Span
     heredocs: tuple[Heredoc, ...] = ()
     sub: Node | None = None
+    comments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -84,6 +88,7 @@ class ParseWarning:
     message: str
     detail: str
     line: int
+    url: str = ""
 
 
 @dataclass(frozen=True)

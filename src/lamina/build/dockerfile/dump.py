@@ -1,0 +1,165 @@
+"""Turn a parsed Dockerfile back into text: BuildKit's AST dump, JSON, or a Dockerfile.
+
+Three views of one :class:`~lamina.build.dockerfile.ast.Dockerfile`:
+
+* :func:`dump_buildkit` -- BuildKit's s-expression dump (``Node.Dump()``), the
+  format of the golden ``result`` files: one ``(keyword ["--flag"] "arg" …)``
+  line per instruction, arguments quoted like Go's ``strconv.Quote``::
+
+      (from "alpine")
+      (run "echo hi")
+      (onbuild (copy ["--from=b"] "a" "/b"))
+
+  The dump has no trailing newline (a ``result`` file is the dump plus ``"\\n"``).
+* :func:`dump_json` -- one plain dict per instruction (what ``lamina parse``
+  prints), with 1-based line numbers and the heredoc bodies.
+* :func:`render` -- Dockerfile text that parses back to the same tree (same
+  keywords, flags, argument nodes, heredocs), used to check the parser.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lamina.build.dockerfile.ast import Dockerfile, Node
+
+__all__ = ["dump_buildkit", "dump_json", "dump_node", "go_quote", "render"]
+
+_SIMPLE_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\f": "\\f",
+    "\n": "\\n",
+    "\r": "\\r",
+    "\t": "\\t",
+    "\v": "\\v",
+    "\\": "\\\\",
+    '"': '\\"',
+}
+
+
+def go_quote(text: str) -> str:
+    """Quote ``text`` exactly like Go's ``strconv.Quote``.
+
+    Printable characters (Go's ``unicode.IsPrint``, the same set as Python's
+    ``str.isprintable``) stay literal, so ``"♥"`` is kept; ``"`` and ``\\`` are
+    escaped; ``\\a \\b \\f \\n \\r \\t \\v`` use their short forms; other control
+    characters become ``\\xNN``, other unprintable code points ``\\uNNNN`` or
+    ``\\UNNNNNNNN``.  Surrogate escapes (bytes that were not UTF-8) come out as
+    ``\\xNN`` of the original byte, as Go prints an invalid byte.
+    """
+    if text.isprintable() and '"' not in text and "\\" not in text:
+        return f'"{text}"'
+    out = ['"']
+    for ch in text:
+        code = ord(ch)
+        simple = _SIMPLE_ESCAPES.get(ch)
+        if simple is not None:
+            out.append(simple)
+        elif ch.isprintable():
+            out.append(ch)
+        elif 0xDC80 <= code <= 0xDCFF:
+            out.append(f"\\x{code - 0xDC00:02x}")
+        elif 0xD800 <= code <= 0xDFFF:
+            out.append("\\ufffd")
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\x{code:02x}")
+        elif code < 0x10000:
+            out.append(f"\\u{code:04x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    out.append('"')
+    return "".join(out)
+
+
+def dump_node(node: Node) -> str:
+    """One instruction in BuildKit's dump format, without the surrounding parentheses."""
+    text = node.cmd
+    if node.flags:
+        text += " [" + " ".join(go_quote(f) for f in node.flags) + "]"
+    if node.cmd == "onbuild":
+        if node.sub is not None:
+            text += " (" + dump_node(node.sub) + ")"
+    else:
+        for arg in node.args:
+            text += " " + go_quote(arg)
+    return text.strip()
+
+
+def dump_buildkit(doc: Dockerfile) -> str:
+    """The whole tree as BuildKit dumps it: ``(node)`` lines joined by newlines."""
+    return "\n".join("(" + dump_node(node) + ")" for node in doc.nodes)
+
+
+def _heredoc_dicts(node: Node) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": h.name,
+            "content": h.content,
+            "expand": h.expand,
+            "chomp": h.chomp,
+            "file_descriptor": h.file_descriptor,
+        }
+        for h in node.heredocs
+    ]
+
+
+def dump_json(doc: Dockerfile) -> list[dict[str, Any]]:
+    """One dict per instruction, in file order.
+
+    Keys: ``cmd`` (lower case), ``sub_cmd`` (the instruction wrapped by ``ONBUILD``,
+    else ``None``), ``json`` (exec form), ``flags``, ``value`` (the argument
+    nodes), ``start_line``/``end_line`` (1-based, inclusive; heredoc bodies
+    included), ``original`` (the instruction line with continuations joined) and
+    ``heredocs`` (``name``, ``content``, ``expand``, ``chomp``,
+    ``file_descriptor``).  For ``ONBUILD``, ``json`` and ``value`` describe the
+    wrapped instruction, ``flags`` are ONBUILD's own and ``sub_flags`` the wrapped
+    instruction's (``None`` elsewhere).
+    """
+    out: list[dict[str, Any]] = []
+    for node in doc.nodes:
+        target = node.sub if node.cmd == "onbuild" and node.sub is not None else node
+        out.append(
+            {
+                "cmd": node.cmd,
+                "sub_cmd": node.sub.cmd if node.sub is not None else None,
+                "json": target.json,
+                "flags": list(node.flags),
+                "sub_flags": list(node.sub.flags) if node.sub is not None else None,
+                "value": list(target.args),
+                "start_line": node.span.start_line,
+                "end_line": node.span.end_line,
+                "original": node.original,
+                "heredocs": _heredoc_dicts(node),
+            }
+        )
+    return out
+
+
+def render(doc: Dockerfile) -> str:
+    """Dockerfile text that parses back to the same tree as ``doc``.
+
+    Each instruction is written as its joined line (``Node.original``) followed by
+    its heredoc bodies and terminators; the parser directives come first.  Layout
+    is not kept: continuations, comments and blank lines are gone.  A node with an
+    empty keyword (only a dangling continuation at the end of a file makes one)
+    is written as a lone escape character.
+    """
+    out: list[str] = [f"# {d.name}={d.value}\n" for d in doc.directives]
+    if doc.escape != "\\" and doc.directive("escape") is None:
+        out.insert(0, f"# escape={doc.escape}\n")
+    if out:
+        # A blank line ends the directive block, so that a first instruction that
+        # happens to look like a directive stays an instruction.
+        out.append("\n")
+    elif doc.nodes and doc.nodes[0].original.startswith("\ufeff"):
+        out.append("\n")  # keep a leading BOM-like character from being stripped
+    for node in doc.nodes:
+        if node.cmd == "" and node.keyword == "":
+            out.append(doc.escape + "\n")
+            continue
+        out.append(node.original + "\n")
+        for heredoc in node.heredocs:
+            out.append(heredoc.content)
+            out.append(heredoc.name + "\n")
+    return "".join(out)
