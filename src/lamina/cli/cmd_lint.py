@@ -1,0 +1,109 @@
+"""``lamina lint``: check Dockerfiles against best practices (see docs/lint/index.md).
+
+Exit status: 0 when no finding reaches the failure threshold, 1 when one does,
+125 for bad arguments.  ``--fix`` rewrites the mechanical problems in place (atomically)
+and then reports what is left.
+
+When ``shellcheck`` is on ``PATH`` its comments on each RUN script are included
+(codes ``SCxxxx``).  The adapter lives here because the lint package itself runs no
+subprocesses (it is a pure package by contract).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import click
+
+from lamina.errors import InvalidArgument
+from lamina.lint.model import Severity, ShellChecker, ShellComment
+
+
+def shellcheck_adapter(binary: str) -> ShellChecker:
+    """A :data:`ShellChecker` that runs ``binary -s sh -f json1 -`` on each script."""
+
+    def check(script: str) -> Sequence[ShellComment]:
+        try:
+            proc = subprocess.run([binary, "--shell=sh", "--format=json1", "-"],
+                                  input=script, capture_output=True, text=True, timeout=30,
+                                  check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return ()
+        try:
+            data = json.loads(proc.stdout or "{}")
+        except ValueError:
+            return ()
+        return tuple(ShellComment(int(c.get("code", 0)), str(c.get("level", "info")),
+                                  str(c.get("message", "")), int(c.get("line", 1)),
+                                  int(c.get("column", 1)))
+                     for c in data.get("comments", []))
+
+    return check
+
+
+def _build_args(values: Sequence[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for v in values:
+        if "=" not in v:
+            raise InvalidArgument(f"--build-arg {v!r} is not KEY=VALUE",
+                                  hint="write --build-arg NAME=value")
+        k, val = v.split("=", 1)
+        out[k] = val
+    return out
+
+
+@click.command("lint")
+@click.argument("dockerfiles", nargs=-1, required=True, metavar="DOCKERFILE...|-")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]),
+              default="text", show_default=True, help="Output format.")
+@click.option("--context", "context", default=None, metavar="DIR",
+              help="Build context to check (.dockerignore, secrets, large files).")
+@click.option("--ignore", "ignore", multiple=True, metavar="CODE",
+              help="Ignore a code (LMxxx, hadolint DLxxxx or shellcheck SCxxxx); repeatable.")
+@click.option("--failure-threshold", "threshold",
+              type=click.Choice(["error", "warning", "info", "style", "none"]), default=None,
+              help="Exit 1 when a finding is at least this severe (default: info).")
+@click.option("--fix", "fix", is_flag=True, help="Rewrite mechanical problems in place.")
+@click.option("--build-arg", "build_args", multiple=True, metavar="K=V",
+              help="Value of a build ARG (used to resolve FROM ${ARG}); repeatable.")
+@click.option("--shellcheck/--no-shellcheck", "use_shellcheck", default=True,
+              show_default=True, help="Include shellcheck's findings when it is installed.")
+@click.pass_context
+def command(ctx: click.Context, dockerfiles: tuple[str, ...], fmt: str, context: str | None,
+            ignore: tuple[str, ...], threshold: str | None, fix: bool,
+            build_args: tuple[str, ...], use_shellcheck: bool) -> None:
+    """Check Dockerfiles against best practices and common bugs."""
+    from lamina.lint.registry import rules_by_code
+    from lamina.lint.render import render
+    from lamina.lint.runner import LintSettings, fix_file, lint_file, lint_source
+
+    binary = shutil.which("shellcheck") if use_shellcheck else None
+    settings = LintSettings(
+        build_args=_build_args(build_args),
+        context_dir=context,
+        ignore=frozenset(c.upper() for c in ignore),
+        failure_threshold=Severity.parse(threshold) if threshold else None,
+        shellcheck=shellcheck_adapter(binary) if binary else None,
+    )
+    reports = []
+    for path in dockerfiles:
+        if path == "-":
+            if fix:
+                raise InvalidArgument("--fix cannot rewrite standard input",
+                                      hint="pass the Dockerfile's path")
+            reports.append(lint_source(sys.stdin.buffer.read(), "-", settings))
+            continue
+        if fix:
+            for line in fix_file(path, settings):
+                click.echo(f"fixed {line}", err=True)
+        reports.append(lint_file(path, settings))
+    findings = [f for r in reports for f in r.findings]
+    sources = {r.path: r.source_lines for r in reports}
+    summaries = {code: r.summary for code, r in rules_by_code().items()}
+    click.echo(render(fmt, findings, sources, summaries), nl=False)
+    if any(r.failed for r in reports):
+        ctx.exit(1)
