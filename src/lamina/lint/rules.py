@@ -114,6 +114,12 @@ def _apt_sub(c: Command) -> str | None:
     return c.subcommand() if _is_apt(c) else None
 
 
+def _apt_install(c: Command) -> bool:
+    """``apt-get install …`` that really installs (not ``-s``/``--simulate``)."""
+    return (c.name in ("apt-get", "apt") and c.subcommand() == "install"
+            and not c.has_flag("-s", "--simulate", "--dry-run", "--just-print", "--no-act"))
+
+
 def _family_allows(st: Stage, family: str) -> bool:
     """True unless the stage is known to use another package manager (LM301 covers that)."""
     return st.family in (None, family)
@@ -503,7 +509,7 @@ def _merge_update_fix(a: Analysis, info: RunInfo) -> Autofix | None:
       "apt-get install without -y waits for an answer", hadolint=("DL3014",))
 def _apt_yes(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
     for info, c in _apt_runs(a):
-        if c.subcommand() != "install" or c.name == "aptitude":
+        if not _apt_install(c):
             continue
         if c.has_flag("-y", "--yes", "--assume-yes") or "-qq" in c.args or "-q=2" in c.args:
             continue
@@ -523,7 +529,7 @@ def _apt_recommends(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
     if configured:
         return
     for info, c in _apt_runs(a, shipped_only=True):
-        if c.subcommand() != "install" or c.name == "aptitude":
+        if not _apt_install(c):
             continue
         if c.has_flag("--no-install-recommends") or any("Install-Recommends" in w
                                                          for w in c.args):
@@ -547,8 +553,8 @@ def _apt_lists(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
             continue
         if info.cache_mounted("/var/lib/apt/lists", "/var/lib/apt"):
             continue
-        if any(c.name == "rm" and any(w.startswith("/var/lib/apt/lists") for w in c.args)
-               for c in cmds):
+        if any((c.name == "rm" and any(w.startswith("/var/lib/apt/lists") for w in c.args))
+               or (_is_apt(c) and c.subcommand() == "dist-clean") for c in cmds):
             continue
         yield _cmd_hit(a, info, updates[0], "apt-get update leaves ~40 MB of package lists "
                        "in this layer", "end the RUN with && rm -rf /var/lib/apt/lists/*",
@@ -751,7 +757,7 @@ def _chmod777(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
         assert info.script is not None
         for c in info.script.commands:
             if c.name == "chmod" and any(
-                    re.fullmatch(r"0?[0-7]?777", w) or re.fullmatch(r"[ugoa]*o[ugoa]*\+\w*w\w*", w)
+                    re.fullmatch(r"0?777", w) or re.fullmatch(r"[ugoa]*o[ugoa]*\+\w*w\w*", w)
                     or w in ("a+w", "a+rwx", "+w") for w in c.args):
                 yield _cmd_hit(a, info, c, "chmod makes these files writable by every user "
                                "in the container", "grant write access to the owner only "
