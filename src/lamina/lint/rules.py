@@ -133,7 +133,13 @@ def _insert_after_subcommand(a: Analysis, info: RunInfo, cmd: Command, sub: str,
     assert info.script is not None
     pat = (r"(?<![\w/.-])" + re.escape(cmd.words[0]) + r"(?:\s+-[^\s]+)*\s+" + re.escape(sub)
            + r"(?![\w-])")
-    found = _find(a, info.node, pat, _nth(info.script.commands, cmd))
+    nth = 0
+    for c in info.script.commands:
+        if c is cmd:
+            break
+        if c.words[:1] == cmd.words[:1] and c.subcommand() == sub:
+            nth += 1
+    found = _find(a, info.node, pat, nth)
     if found is None:
         return None
     line, m = found

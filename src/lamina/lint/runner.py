@@ -206,7 +206,8 @@ def lint_source(text: str | bytes, path: str, settings: LintSettings | None = No
     if settings.context_dir and settings.context_dir not in dirs:
         dirs.append(settings.context_dir)
     config = find_config(dirs).merged(LintConfig(ignore=settings.ignore))
-    threshold = settings.failure_threshold or config.failure_threshold or Severity.INFO
+    threshold = next((t for t in (settings.failure_threshold, config.failure_threshold)
+                      if t is not None), Severity.INFO)
     raw = text.decode("utf-8", errors="replace") if isinstance(text, bytes) else text
     lines = tuple(raw.lstrip("\ufeff").splitlines())
     try:

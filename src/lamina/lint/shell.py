@@ -175,11 +175,14 @@ def _walk(node: Any, out: list[Command], state: dict[str, bool], in_subshell: bo
             words = words[1:]
         if words:
             out.append(_unwrap(words, node.pos[0], in_subshell, tuple(redirects)))
-        # command substitutions inside words: walk them too
-        for part in node.parts:
-            for sub in getattr(part, "parts", []) or []:
-                if sub.kind == "commandsubstitution":
-                    _walk(sub.command, out, state, in_subshell=True)
+        # command substitutions inside words and assignments: walk them too
+        stack = list(node.parts)
+        while stack:
+            part = stack.pop(0)
+            if getattr(part, "kind", "") == "commandsubstitution":
+                _walk(part.command, out, state, in_subshell=True)
+            else:
+                stack.extend(getattr(part, "parts", None) or [])
         return
     if kind == "pipeline" and sum(1 for p in node.parts if p.kind != "pipe") > 1:
         state["pipe"] = True
