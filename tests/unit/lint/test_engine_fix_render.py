@@ -8,14 +8,14 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import codes, lint
 
+from conftest import codes, lint
 from lamina.cli.cmd_lint import command
 from lamina.errors import InvalidArgument
 from lamina.lint.config import parse_pyproject, parse_yaml
 from lamina.lint.model import LintConfig, LintOptions, Severity
 from lamina.lint.render import render_github, render_json, render_sarif, render_text
-from lamina.lint.runner import LintSettings, fix_file, lint_file, lint_for_build, scan_context
+from lamina.lint.runner import fix_file, lint_file, lint_for_build, scan_context
 
 CLASSIC = """\
 FROM python:alpine3.17

@@ -7,8 +7,8 @@ pair pins down exactly what the rule looks at.
 from __future__ import annotations
 
 import pytest
-from conftest import codes, lint
 
+from conftest import codes, lint
 from lamina.lint.model import BaseFacts, ContextFacts, ContextItem, LintConfig, LintOptions
 from lamina.lint.registry import rules_by_code
 

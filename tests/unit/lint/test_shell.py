@@ -24,9 +24,13 @@ def test_quoted_text_is_not_a_command() -> None:
 
 
 def test_subshell_and_command_substitution() -> None:
-    s = parse_script("(cd /a && make) ; x=$(cd /b && pwd)")
+    s = parse_script("(cd /a && make) ; echo $(cd /b; pwd)")
+    assert s.parser == "bashlex"
     cds = [c for c in s.commands if c.name == "cd"]
     assert len(cds) == 2 and all(c.in_subshell for c in cds)
+    # bashlex rejects this one; the fallback keeps $(…) inside the word, so no top-level cd
+    s = parse_script("x=$(cd /b && pwd)")
+    assert not [c for c in s.commands if c.name == "cd" and not c.in_subshell]
 
 
 def test_fallback_on_bash_bashlex_cannot_parse() -> None:
