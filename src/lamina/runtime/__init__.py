@@ -11,7 +11,7 @@ The pieces, in the order a ``run`` uses them:
 """
 
 from .bundle import read_bundle, write_bundle
-from .cgroups import CgroupInfo, CgroupMode, detect_cgroups
+from .cgroups import CgroupInfo, CgroupMode, detect_cgroups, remove_cgroup
 from .cmd import DEFAULT_SHELL, resolve_command, shell_form
 from .initfiles import write_init_files
 from .runc import DEVNULL, INHERIT, PIPE, ContainerState, OCIRuntime, RunResult, Stdio
@@ -63,6 +63,7 @@ __all__ = [
     "merge_env",
     "parse_bind",
     "read_bundle",
+    "remove_cgroup",
     "resolve_command",
     "resolve_user",
     "shell_form",

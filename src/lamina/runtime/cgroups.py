@@ -13,12 +13,14 @@
 from __future__ import annotations
 
 import enum
+import errno
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lamina import _linux
 
-__all__ = ["CgroupInfo", "CgroupMode", "detect_cgroups"]
+__all__ = ["CgroupInfo", "CgroupMode", "detect_cgroups", "remove_cgroup"]
 
 UNIFIED_HYBRID_PATH = "/sys/fs/cgroup/unified"
 
@@ -72,3 +74,32 @@ def detect_cgroups(table: Sequence[_linux.MountInfo] | None = None) -> CgroupInf
     if has_v1:
         return CgroupInfo(CgroupMode.V1, None, ())
     return CgroupInfo(CgroupMode.NONE, None, ())
+
+
+def remove_cgroup(path: str, table: Sequence[_linux.MountInfo] | None = None) -> int:
+    """Remove the cgroup ``path`` (a ``cgroupsPath``) and its empty parents everywhere.
+
+    The runtime deletes a container's own cgroup, but not the parents it created
+    (``/lamina`` in ``/lamina/<id>``).  This removes ``path`` in every mounted hierarchy
+    (each v1 controller, the unified one), then each parent that is now empty.  A
+    cgroup still in use (processes or children) is left alone.  Returns how many
+    directories were removed.
+    """
+    rows = _linux.mount_table() if table is None else table
+    parts = [p for p in path.split("/") if p]
+    removed = 0
+    for m in rows:
+        if m.fstype not in ("cgroup", "cgroup2"):
+            continue
+        for depth in range(len(parts), 0, -1):
+            target = os.path.join(m.mount_point, *parts[:depth])
+            try:
+                os.rmdir(target)
+                removed += 1
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                if exc.errno in (errno.EBUSY, errno.ENOTEMPTY, errno.EEXIST):
+                    break  # in use: keep it and its parents
+                raise
+    return removed

@@ -184,7 +184,8 @@ class OCIRuntime:
         )
         if proc.returncode != 0:
             err = proc.stderr.strip()
-            if "does not exist" in err or "not found" in err.lower():
+            # runc: "container does not exist"; crun: cannot open <root>/<cid>/status
+            if "does not exist" in err or f"{self.state_root}/{cid}/" in err:
                 raise ContainerNotFound(
                     f"{self.name}: container {cid} does not exist",
                     hint="it may have been deleted already",

@@ -12,7 +12,7 @@ import pytest
 from lamina._linux import parse_mountinfo
 from lamina.errors import ContainerNotFound, NotSupported, OCIRuntimeError
 from lamina.runtime import PIPE, CgroupMode, OCIRuntime, Stdio, detect_cgroups
-from lamina.runtime.cgroups import CgroupInfo
+from lamina.runtime.cgroups import CgroupInfo, remove_cgroup
 
 # A stand-in for runc: records its argv, then behaves as FAKE_MODE says.
 FAKE = """#!/bin/sh
@@ -150,3 +150,18 @@ def test_this_host_is_detected() -> None:
         assert info.mode is CgroupMode.V2
     elif os.path.exists("/sys/fs/cgroup/unified/cgroup.controllers"):
         assert info.mode is CgroupMode.HYBRID
+
+
+def test_remove_cgroup_takes_empty_parents_and_keeps_busy_ones(tmp_path: Path) -> None:
+    for ctrl in ("cpu", "memory"):
+        (tmp_path / ctrl / "lamina" / "c1").mkdir(parents=True)
+    (tmp_path / "memory" / "lamina" / "other").mkdir()  # a sibling still in use
+    table = parse_mountinfo(
+        f"1 0 0:1 / {tmp_path}/cpu rw - cgroup cgroup rw,cpu\n"
+        f"2 0 0:2 / {tmp_path}/memory rw - cgroup cgroup rw,memory\n"
+        f"3 0 0:3 / {tmp_path} rw - tmpfs tmpfs rw\n"
+    )
+    assert remove_cgroup("/lamina/c1", table) == 3
+    assert not (tmp_path / "cpu" / "lamina").exists()
+    assert (tmp_path / "memory" / "lamina" / "other").is_dir()
+    assert remove_cgroup("/lamina/c1", table) == 0
