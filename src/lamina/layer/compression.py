@@ -160,6 +160,58 @@ class _Prefixed(io.RawIOBase):
         super().close()
 
 
+class _ZstdReader:
+    """Reads concatenated zstd frames and notices a stream cut inside a frame.
+
+    (``zstandard``'s own stream reader treats a cut-off frame as a clean end.)
+    Compressed input is fed in small slices: a zstd block can inflate by up to
+    ~32000x, and this bounds what one call can produce.
+    """
+
+    _FEED = 8 << 10
+
+    def __init__(self, raw: _Prefixed) -> None:
+        import zstandard
+
+        self._raw = raw
+        self._dctx = zstandard.ZstdDecompressor()
+        self._frame: Any = None  # the decompressobj of the frame in progress
+        self._input = memoryview(b"")
+        self._out = bytearray()
+        self._eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._out) < size):
+            if not self._input:
+                self._input = memoryview(self._raw.read(CHUNK_SIZE))
+                if not self._input:
+                    if self._frame is not None:
+                        raise EOFError("stream ends inside a zstd frame")
+                    self._eof = True
+                    break
+            piece: bytes = bytes(self._input[: self._FEED])
+            self._input = self._input[self._FEED :]
+            while piece:
+                if self._frame is None:
+                    self._frame = self._dctx.decompressobj()
+                self._out += self._frame.decompress(piece)
+                if self._frame.eof:
+                    piece = self._frame.unused_data
+                    self._frame = None
+                else:
+                    piece = b""
+        if size < 0 or size >= len(self._out):
+            data = bytes(self._out)
+            self._out.clear()
+        else:
+            data = bytes(self._out[:size])
+            del self._out[:size]
+        return data
+
+    def close(self) -> None:
+        self._out.clear()
+
+
 def _codec_errors() -> tuple[type[BaseException], ...]:
     """Exceptions the codecs raise for bad input (imported only when reading)."""
     import lzma
@@ -244,11 +296,7 @@ def open_decompressed(stream: BinaryIO) -> tuple[BinaryIO, Compression]:
         # One helper thread inflates ahead while the caller writes files.
         inner = cast(Any, igzip_threaded).open(raw, "rb", threads=1, block_size=CHUNK_SIZE)
     elif compression is Compression.ZSTD:
-        import zstandard
-
-        inner = zstandard.ZstdDecompressor().stream_reader(
-            cast(Any, raw), read_size=CHUNK_SIZE, read_across_frames=True, closefd=False
-        )
+        inner = _ZstdReader(raw)
     elif compression is Compression.BZIP2:
         import bz2
 
