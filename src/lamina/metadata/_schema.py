@@ -1,0 +1,90 @@
+"""The metadata schema as an ordered list of migrations.
+
+The database records which migrations it has had in ``schema_migrations``; opening
+a store applies the missing ones, in order, inside one write transaction, so every
+process sees either the old schema or the new one.  To change the schema, *append*
+a :class:`Migration` -- never edit a released one.  Containers, volumes, leases and
+the build cache arrive this way as versions 2, 3, ...
+
+Conventions: digests are stored as text (``sha256:<hex>``), times as ISO 8601 text
+in UTC, sizes in bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["MIGRATIONS", "Migration"]
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: ``version`` (1, 2, ...), a ``name`` and its SQL statements."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+_V1 = Migration(
+    version=1,
+    name="references, images, layers, image layers, snapshots",
+    statements=(
+        # One row per image, keyed by its ID (the config digest).
+        """CREATE TABLE images (
+            id              TEXT PRIMARY KEY,
+            manifest_digest TEXT NOT NULL,
+            created         TEXT,
+            size            INTEGER NOT NULL DEFAULT 0 CHECK (size >= 0),
+            parent          TEXT REFERENCES images(id) ON DELETE RESTRICT,
+            added           TEXT NOT NULL
+        )""",
+        "CREATE INDEX images_parent ON images(parent)",
+        # Names (full normalised references) pointing at images.  ``digest`` is the
+        # manifest or index digest the name was pulled/pushed as (RepoDigests).
+        """CREATE TABLE refs (
+            name     TEXT PRIMARY KEY,
+            image_id TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,
+            digest   TEXT,
+            updated  TEXT NOT NULL
+        )""",
+        "CREATE INDEX refs_image ON refs(image_id)",
+        # Layers by chain ID; the blob columns describe one known compressed form.
+        """CREATE TABLE layers (
+            chain_id          TEXT PRIMARY KEY,
+            diff_id           TEXT NOT NULL,
+            parent            TEXT REFERENCES layers(chain_id) ON DELETE RESTRICT,
+            blob_digest       TEXT,
+            blob_media_type   TEXT,
+            compressed_size   INTEGER CHECK (compressed_size >= 0),
+            uncompressed_size INTEGER NOT NULL CHECK (uncompressed_size >= 0)
+        )""",
+        "CREATE INDEX layers_diff_id ON layers(diff_id)",
+        "CREATE INDEX layers_parent ON layers(parent)",
+        # The layers of each image, base first, with the blobs of *that* image's manifest.
+        """CREATE TABLE image_layers (
+            image_id        TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+            idx             INTEGER NOT NULL CHECK (idx >= 0),
+            chain_id        TEXT NOT NULL REFERENCES layers(chain_id) ON DELETE RESTRICT,
+            blob_digest     TEXT,
+            blob_media_type TEXT,
+            compressed_size INTEGER,
+            PRIMARY KEY (image_id, idx)
+        )""",
+        "CREATE INDEX image_layers_chain ON image_layers(chain_id)",
+        # Snapshots: ``id`` names the directory (snapshots/<id>/) and never changes,
+        # not even when commit renames the key; AUTOINCREMENT never reuses an id.
+        """CREATE TABLE snapshots (
+            id      INTEGER PRIMARY KEY AUTOINCREMENT,
+            key     TEXT NOT NULL UNIQUE,
+            parent  TEXT REFERENCES snapshots(key) ON DELETE RESTRICT ON UPDATE CASCADE,
+            kind    TEXT NOT NULL CHECK (kind IN ('active', 'view', 'committed')),
+            created TEXT NOT NULL,
+            size    INTEGER CHECK (size >= 0)
+        )""",
+        "CREATE INDEX snapshots_parent ON snapshots(parent)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1,)
+"""Every schema migration lamina knows, oldest first."""
