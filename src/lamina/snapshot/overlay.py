@@ -215,12 +215,16 @@ class OverlaySnapshotter:
 
     # --- removing -----------------------------------------------------------------
 
-    def remove(self, key: str) -> None:
+    def remove(self, key: str, *, defer: bool = False) -> None:
         """Delete snapshot ``key`` and its files.
 
         Raises :class:`Conflict` while other snapshots name ``key`` as their parent:
         a layer stays as long as anything is stacked on it.  The caller must have
         unmounted ``key``.
+
+        The record goes at once and the directory is renamed aside atomically; with
+        ``defer=True`` the (possibly slow) deletion of the files is left to a later
+        :meth:`cleanup`, which keeps a ``run --rm`` off the hot path.
         """
         with self._state.transaction() as state:
             record = self._get(state, key)
@@ -237,11 +241,14 @@ class OverlaySnapshotter:
             try:
                 os.rename(src, trash)
             except FileNotFoundError:
-                trash = src  # directory already gone; nothing to delete
-        shutil.rmtree(trash, ignore_errors=True)
+                return  # directory already gone; nothing to delete
+        if not defer:
+            shutil.rmtree(trash, ignore_errors=True)
 
     def cleanup(self) -> int:
-        """Delete snapshot directories that no record names (left by a crash).
+        """Delete snapshot directories that no record names.
+
+        Those are left by a crash, or by :meth:`remove` with ``defer=True``.
 
         Returns how many were removed.  Safe to call at any time.
         """

@@ -219,3 +219,17 @@ def test_150_layer_chain_describes_every_layer(sn: OverlaySnapshotter) -> None:
     lowers = _opts(m)["lowerdir"].split(":")
     assert len(lowers) == 150
     assert lowers[0] == str(sn.fs_path("l149")) and lowers[-1] == str(sn.fs_path("l0"))
+
+
+def test_deferred_remove_leaves_files_for_cleanup(sn: OverlaySnapshotter) -> None:
+    sn.prepare("a", None)
+    (sn.fs_path("a") / "f").write_text("x")
+    sid = sn.fs_path("a").parent.name
+    sn.remove("a", defer=True)
+    with pytest.raises(NotFound):
+        sn.stat("a")
+    assert (sn.snapshots_dir / f"rm-{sid}" / "fs" / "f").exists()
+    sn.prepare("b", None)  # new snapshots never reuse the trashed directory
+    assert sn.fs_path("b").parent.name != sid
+    assert sn.cleanup() == 1
+    assert sorted(p.name for p in sn.snapshots_dir.iterdir()) == [sn.fs_path("b").parent.name]
