@@ -392,7 +392,7 @@ class PortSpec:
     end: int
     protocol: str = "tcp"
 
-    def keys(self) -> list[str]:
+    def exposed_ports(self) -> list[str]:
         """The image-config ``ExposedPorts`` keys, one per port: ``["80/tcp", …]``."""
         return [f"{port}/{self.protocol}" for port in range(self.start, self.end + 1)]
 
