@@ -396,10 +396,14 @@ def _cd(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
 @rule("LM210", "consecutive-run", Severity.INFO,
       "consecutive RUN instructions that could be one layer", hadolint=("DL3059",))
 def _consecutive(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
+    lines = a.doc.source_lines
     for st in a.stages:
         prev: Node | None = None
         for node in st.nodes:
-            if (node.cmd == "run" and prev is not None and prev.cmd == "run"
+            commented = prev is not None and any(
+                lines[i].lstrip().startswith("#")
+                for i in range(prev.span.end_line, min(node.span.start_line - 1, len(lines))))
+            if (node.cmd == "run" and prev is not None and prev.cmd == "run" and not commented
                     and not node.json and not prev.json and not node.heredocs
                     and not prev.heredocs and node.flags == prev.flags):
                 yield Hit(node, "this RUN follows another RUN; each one adds a layer",
@@ -774,23 +778,35 @@ def _chmod777(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
 # --- LM4xx: users and secrets --------------------------------------------------------
 
 
-@rule("LM401", "runs-as-root", Severity.WARNING,
-      "the final image runs as root (no USER, or USER root last)", hadolint=("DL3002",))
-def _root(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
+def _final_users(a: Analysis) -> tuple[Stage, list[Node]] | None:
+    """The final stage and the USER nodes that apply to it (its FROM chain included)."""
     final = a.final
     if final is None or final.family == "windows":
-        return
+        return None
     chain: list[Stage] = []
     cur: Stage | None = final
     while cur is not None:
         chain.append(cur)
         cur = a.stages[cur.parent] if cur.parent is not None else None
-    users = [n for st in reversed(chain) for n in st.nodes if n.cmd == "user"]
-    if not users:
-        yield Hit(final.from_node, "no USER instruction: the container runs as root",
+    return final, [n for st in reversed(chain) for n in st.nodes if n.cmd == "user"]
+
+
+@rule("LM401", "no-user", Severity.WARNING,
+      "the final image has no USER at all, so it runs as root")
+def _no_user(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
+    got = _final_users(a)
+    if got is not None and not got[1]:
+        yield Hit(got[0].from_node, "no USER instruction: the container runs as root",
                   "create an unprivileged user and add USER <name> before CMD")
+
+
+@rule("LM405", "user-root-last", Severity.WARNING,
+      "the last USER of the final image is root", hadolint=("DL3002",))
+def _root_last(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
+    got = _final_users(a)
+    if got is None or not got[1]:
         return
-    last = users[-1]
+    last = got[1][-1]
     text = (a.user_text.get(last) or "").split(":", 1)[0]
     if text in ("root", "0"):
         yield Hit(last, "the last USER is root: the container runs as root",

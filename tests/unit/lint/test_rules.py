@@ -37,7 +37,7 @@ CASES: list[tuple[str, str, str]] = [
     ("LM209", "FROM alpine:3.20\nRUN cd /src && make\n" + U,
      "FROM alpine:3.20\nWORKDIR /src\nRUN (cd sub && make) && make\n" + U),
     ("LM210", "FROM alpine:3.20\nRUN echo a\nRUN echo b\n" + U,
-     "FROM alpine:3.20\nRUN echo a && echo b\n" + U),
+     "FROM alpine:3.20\nRUN echo a && echo b\n# a separate, explained step\nRUN echo c\n" + U),
     ("LM211", "FROM alpine:3.20\nENV PATH /opt/bin:$PATH\n" + U,
      "FROM alpine:3.20\nENV PATH=/opt/bin:$PATH\n" + U),
     ("LM301", "FROM alpine:3.20\nRUN apt-get update && apt-get install -y curl\n" + U,
@@ -79,6 +79,7 @@ CASES: list[tuple[str, str, str]] = [
     ("LM314", "FROM alpine:3.20\nRUN chmod -R 777 /app\n" + U,
      "FROM alpine:3.20\nRUN chmod -R 755 /app && chmod 1777 /scratch\n" + U),
     ("LM401", "FROM alpine:3.20\nCMD [\"sh\"]\n", "FROM alpine:3.20\nUSER nobody\nCMD [\"sh\"]\n"),
+    ("LM405", "FROM alpine:3.20\nUSER nobody\nUSER root\n", "FROM alpine:3.20\nUSER root\nUSER nobody\n"),
     ("LM402", "FROM python:3.12-alpine\nUSER app\n",
      "FROM python:3.12-alpine\nRUN adduser -D -u 1000 app\nUSER app\n"),
     ("LM403", "FROM alpine:3.20\nENV DB_PASSWORD=hunter2\n" + U,
@@ -169,7 +170,7 @@ def test_size_advice_only_for_shipped_stages() -> None:
 def test_no_user_only_checked_on_the_final_stage() -> None:
     text = "FROM golang:1.22 AS build\nRUN go build\nFROM alpine:3.20\nUSER nobody\n"
     assert "LM401" not in codes(text)
-    assert "LM401" in codes("FROM alpine:3.20\nUSER nobody\nUSER root\n")
+    assert "LM405" in codes("FROM alpine:3.20\nUSER nobody\nUSER root\n")
 
 
 def test_user_from_parent_stage_and_local_facts() -> None:
