@@ -210,11 +210,9 @@ class OCIRuntime:
         with contextlib.suppress(FileNotFoundError):
             log.unlink()
         proc = self._popen(self._argv("run", "--bundle", str(bundle_p), cid, log=log), stdio)
-        if any(s == PIPE for s in (stdio.stdin, stdio.stdout, stdio.stderr)):
-            out, err = proc.communicate()
-        else:
-            out, err = None, None
-            proc.wait()
+        out, err = _wait(
+            proc, piped=any(s == PIPE for s in (stdio.stdin, stdio.stdout, stdio.stderr))
+        )
         code = proc.returncode
         if code < 0:
             code = 128 - code
@@ -301,6 +299,29 @@ class OCIRuntime:
             )
             for d in docs
         ]
+
+
+def _wait(proc: subprocess.Popen[bytes], *, piped: bool) -> tuple[bytes | None, bytes | None]:
+    """Wait for the runtime without a timeout (no polling).
+
+    Ctrl-C reaches the runtime too (same process group), and ``runtime run`` passes it
+    on to the container; so on ``KeyboardInterrupt`` keep waiting until the runtime has
+    finished (and deleted the container), then let the interrupt propagate.
+    """
+    interrupted = False
+    while True:
+        try:
+            if piped:
+                out, err = proc.communicate()
+            else:
+                out, err = None, None
+                proc.wait()
+            break
+        except KeyboardInterrupt:
+            interrupted = True
+    if interrupted:
+        raise KeyboardInterrupt
+    return out, err
 
 
 def _last_line(text: str) -> str:
