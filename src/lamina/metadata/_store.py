@@ -174,14 +174,28 @@ class MetadataStore:
             ) from exc
         self._db.row_factory = sqlite3.Row
         try:
+            self._enable_wal(timeout)
             with self._errors("open"):
-                self._db.execute("PRAGMA journal_mode=WAL")
                 self._db.execute("PRAGMA synchronous=NORMAL")
                 self._db.execute("PRAGMA foreign_keys=ON")
             self._migrate()
         except BaseException:
             self._db.close()
             raise
+
+    def _enable_wal(self, timeout: float) -> None:
+        # Switching a new database to WAL needs an exclusive lock and SQLite does not
+        # wait for it (no busy handler), so processes opening it together retry here.
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    with self._errors("open"):
+                        raise
+                time.sleep(0.01)
 
     # --- lifecycle --------------------------------------------------------------
 

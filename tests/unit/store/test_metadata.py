@@ -430,6 +430,30 @@ def test_concurrent_writers_from_two_processes(tmp_path: Path) -> None:
             assert s.image_layers(ref.image_id)[0] == base
 
 
+def _open_fresh(path: str, start: Event) -> None:
+    start.wait(30)
+    with MetadataStore(Path(path)) as s:
+        assert s.schema_version() == 1
+
+
+def test_processes_opening_a_new_database_together(tmp_path: Path) -> None:
+    # Switching a new database to WAL does not wait for locks in SQLite itself;
+    # every opener must still succeed, and the schema is created exactly once.
+    for attempt in range(5):
+        path = tmp_path / f"fresh-{attempt}.db"
+        start = FORK.Event()
+        procs = [FORK.Process(target=_open_fresh, args=(str(path), start)) for _ in range(3)]
+        for p in procs:
+            p.start()
+        start.set()
+        for p in procs:
+            p.join(60)
+            assert p.exitcode == 0
+        db = sqlite3.connect(path)
+        assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 1
+        db.close()
+
+
 def _hold_lock(path: str, locked: Event, release: Event) -> None:
     with MetadataStore(Path(path)) as s, s.lock():
         locked.set()
