@@ -191,8 +191,9 @@ class MetadataStore:
             try:
                 self._db.execute("PRAGMA journal_mode=WAL")
                 return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
+            except sqlite3.Error as exc:
+                locked = isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+                if not locked or time.monotonic() >= deadline:
                     with self._errors("open"):
                         raise
                 time.sleep(0.01)
