@@ -7,7 +7,8 @@ Measures, as medians of N runs (default 10, after one warm-up):
   plain directory (the physical floor: no snapshot, no mount, config already written);
 * ``lamina``: everything ``lamina run --rm`` does below the image store: snapshot
   ``prepare`` over a two-layer busybox image, one overlay ``mount``, init files,
-  ``config.json``, ``<runtime> run`` of ``true``, ``unmount``, snapshot ``remove``;
+  ``config.json``, ``<runtime> run`` of ``true``, ``unmount``, snapshot ``remove``
+  (the container's snapshot is ``volatile``, as a ``run --rm`` one may be);
   each phase is timed too, so the overhead is visible where it arises.
 
 Run as root:  ``/work/venv/bin/python bench/bench_run.py [-n 10] [--runtime runc|crun]``
@@ -66,6 +67,9 @@ def main() -> int:
     ap.add_argument("--runtime", default="runc", help="runc or crun")
     ap.add_argument("--durable", action="store_true", help="fsync the snapshot state file")
     ap.add_argument(
+        "--no-volatile", action="store_true", help="mount the container's upper without volatile"
+    )
+    ap.add_argument(
         "--defer-remove", action="store_true", help="remove(defer=True): delete files later"
     )
     args = ap.parse_args()
@@ -117,7 +121,7 @@ def main() -> int:
             base = work / "ctr" / cid
             rootfs = base / "rootfs"
             t0 = time.perf_counter()
-            mounts = sn.prepare(cid, "app")
+            mounts = sn.prepare(cid, "app", volatile=not args.no_volatile)
             t1 = time.perf_counter()
             rootfs.mkdir(parents=True)
             _linux.mount_all(mounts, rootfs)

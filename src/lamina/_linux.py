@@ -58,10 +58,12 @@ __all__ = [
     "mount_table",
     "mounts_under",
     "overlay_supported",
+    "overlay_volatile_supported",
     "parse_options",
     "private_mount_namespace",
     "set_child_subreaper",
     "setns",
+    "syncfs",
     "umount2",
     "unmount",
     "unshare",
@@ -276,6 +278,8 @@ def _libc() -> ctypes.CDLL:
         ctypes.c_ulong,
     ]
     lib.prctl.restype = ctypes.c_int
+    lib.syncfs.argtypes = [ctypes.c_int]
+    lib.syncfs.restype = ctypes.c_int
     return lib
 
 
@@ -335,6 +339,27 @@ def setns(fd: int, nstype: int = 0) -> None:
     if _libc().setns(fd, nstype) != 0:
         err = _errno()
         raise MountError(f"setns({fd}) failed: {os.strerror(err)}", errno=err)
+
+
+def syncfs(path: str | os.PathLike[str]) -> None:
+    """Flush the filesystem holding ``path`` to disk (``syncfs(2)``), not every filesystem."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if _libc().syncfs(fd) != 0:
+            err = _errno()
+            raise MountError(f"syncfs {path} failed: {os.strerror(err)}", errno=err)
+    finally:
+        os.close(fd)
+
+
+@cache
+def overlay_volatile_supported() -> bool:
+    """True when overlayfs accepts ``volatile`` (Linux 5.10 and later)."""
+    try:
+        major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (5, 10)
 
 
 def set_child_subreaper() -> None:

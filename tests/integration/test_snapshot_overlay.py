@@ -63,7 +63,7 @@ def mount(tmp_path: Path) -> Iterator[Callable[[list[Mount], str], Path]]:
     yield do
     for t in reversed(targets):
         _linux.unmount(t)
-    assert _linux.mounts_under(tmp_path) == []
+    assert [m for t in targets for m in _linux.mounts_under(t)] == []
 
 
 def layer(sn: OverlaySnapshotter, name: str, parent: str | None, files: dict[str, str]) -> None:
@@ -187,3 +187,22 @@ def test_unmount_takes_submounts_too(sn: OverlaySnapshotter, tmp_path: Path) -> 
     assert _linux.unmount(target) == 2
     assert _linux.mounts_under(target) == []
     assert _linux.unmount(target) == 0  # idempotent
+
+
+@pytest.mark.skipif(not _linux.overlay_volatile_supported(), reason="kernel < 5.10")
+def test_volatile_container_commits_into_a_usable_layer(
+    sn: OverlaySnapshotter, mount: Callable[[list[Mount], str], Path], tmp_path: Path
+) -> None:
+    layer(sn, "base", None, {"a": "1"})
+    target = tmp_path / "vol"
+    target.mkdir()
+    mounts = sn.prepare("run", "base", volatile=True)
+    _linux.mount_all(mounts, target)
+    [info] = _linux.mounts_under(target)
+    # shown as "volatile" by older kernels, "fsync=volatile" by newer ones
+    assert {"volatile", "fsync=volatile"} & set(info.super_options)
+    (target / "b").write_text("2")
+    _linux.unmount(target)
+    sn.commit("l2", "run")  # syncs the upper dir first
+    c = mount(sn.prepare("C", "l2"), "C")
+    assert sorted(os.listdir(c)) == ["a", "b"]

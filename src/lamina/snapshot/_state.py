@@ -5,7 +5,7 @@ Layout of ``<root>/snapshots.json``::
     {"version": 1, "next_id": 7,
      "snapshots": {"<key>": {"id": "3", "kind": "committed", "parent": "<key>" | null,
                              "created": 1700000000.0, "updated": 1700000000.0,
-                             "labels": {}}}}
+                             "labels": {}, "volatile": true (only when set)}}}
 
 Readers never lock: a writer builds the new file beside the old one and ``rename``\\s it
 over, so a reader sees either the old or the new state, never a torn one.  Writers take
@@ -43,6 +43,7 @@ class Record:
     created: float
     updated: float
     labels: tuple[tuple[str, str], ...] = ()
+    volatile: bool = False
 
 
 @dataclass(slots=True)
@@ -73,6 +74,7 @@ def _decode(raw: bytes, path: Path) -> State:
                 created=float(r["created"]),
                 updated=float(r["updated"]),
                 labels=tuple(sorted((str(k), str(v)) for k, v in r.get("labels", {}).items())),
+                volatile=bool(r.get("volatile", False)),
             )
             for key, r in doc["snapshots"].items()
         }
@@ -96,6 +98,7 @@ def _encode(state: State) -> bytes:
                 "created": r.created,
                 "updated": r.updated,
                 "labels": dict(r.labels),
+                **({"volatile": True} if r.volatile else {}),
             }
             for key, r in sorted(state.records.items())
         },

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
 
-from lamina._linux import Mount
+from lamina._linux import Mount, overlay_volatile_supported, syncfs
 from lamina.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 
 from ._state import Record, State, StateFile
@@ -76,24 +76,40 @@ class OverlaySnapshotter:
     # --- creating -----------------------------------------------------------------
 
     def prepare(
-        self, key: str, parent: str | None = None, *, labels: Mapping[str, str] | None = None
+        self,
+        key: str,
+        parent: str | None = None,
+        *,
+        labels: Mapping[str, str] | None = None,
+        volatile: bool = False,
     ) -> list[Mount]:
         """Create active snapshot ``key``: a writable tree over committed ``parent``.
 
         Returns the mounts that show it.  Raises :class:`AlreadyExists` for a taken key,
         :class:`NotFound` for a missing parent and :class:`InvalidArgument` for a parent
         that is not committed.
+
+        ``volatile=True`` (for throw-away containers such as ``run --rm``) adds
+        overlay's ``volatile`` option where the kernel has it: the upper dir is never
+        synced, which makes unmounting several milliseconds cheaper.  Such a snapshot
+        is meant to be mounted once (the kernel refuses to mount it again after it
+        was mounted volatile); :meth:`commit` syncs it before it becomes a layer.
         """
-        return self._create(Kind.ACTIVE, key, parent, labels)
+        return self._create(Kind.ACTIVE, key, parent, labels, volatile)
 
     def view(
         self, key: str, parent: str | None = None, *, labels: Mapping[str, str] | None = None
     ) -> list[Mount]:
         """Create read-only snapshot ``key`` showing committed ``parent`` (for inspection)."""
-        return self._create(Kind.VIEW, key, parent, labels)
+        return self._create(Kind.VIEW, key, parent, labels, False)
 
     def _create(
-        self, kind: Kind, key: str, parent: str | None, labels: Mapping[str, str] | None
+        self,
+        kind: Kind,
+        key: str,
+        parent: str | None,
+        labels: Mapping[str, str] | None,
+        volatile: bool,
     ) -> list[Mount]:
         _check_key(key)
         with self._state.transaction() as state:
@@ -116,7 +132,7 @@ class OverlaySnapshotter:
                     hint="run the snapshotter's cleanup() to remove orphaned directories",
                 ) from exc
             now = time.time()
-            record = Record(sid, kind, parent, now, now, _labels(labels))
+            record = Record(sid, kind, parent, now, now, _labels(labels), volatile)
             state.records[key] = record
             try:
                 return self._mounts(state, record)
@@ -141,6 +157,8 @@ class OverlaySnapshotter:
                 raise AlreadyExists(
                     f"snapshot {name!r} already exists", hint="commit under another name"
                 )
+            if record.volatile:  # never build a layer on data that may not be on disk
+                syncfs(self.snapshots_dir / record.id / "fs")
             del state.records[key]
             state.records[name] = Record(
                 record.id,
@@ -308,6 +326,8 @@ class OverlaySnapshotter:
         if _overlay_index_param():
             options.append("index=off")
         options += [f"workdir={base}/work", f"upperdir={base}/fs", "lowerdir=" + ":".join(lowers)]
+        if record.volatile and overlay_volatile_supported():
+            options.append("volatile")
         return [Mount("overlay", "overlay", tuple(options))]
 
     @staticmethod

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from lamina import _linux
 from lamina.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 from lamina.snapshot import Kind, Mount, OverlaySnapshotter
 from lamina.snapshot._state import CorruptState
@@ -233,3 +234,16 @@ def test_deferred_remove_leaves_files_for_cleanup(sn: OverlaySnapshotter) -> Non
     assert sn.fs_path("b").parent.name != sid
     assert sn.cleanup() == 1
     assert sorted(p.name for p in sn.snapshots_dir.iterdir()) == [sn.fs_path("b").parent.name]
+
+
+def test_volatile_prepare_adds_option_and_persists(tmp_path: Path) -> None:
+    sn = OverlaySnapshotter(tmp_path)
+    _layer(sn, "l1", None, {})
+    [m] = sn.prepare("ctr", "l1", volatile=True)
+    assert ("volatile" in m.options) == _linux.overlay_volatile_supported()
+    assert sn.mounts("ctr") == [m]  # recorded, not just returned once
+    [plain] = sn.prepare("other", "l1")
+    assert "volatile" not in plain.options
+    doc = json.loads((tmp_path / "snapshots.json").read_text())
+    assert doc["snapshots"]["ctr"]["volatile"] is True
+    assert "volatile" not in doc["snapshots"]["other"]
