@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "analyze"))
-from imagekit import MiB, build_docker_archive, waste_image_steps  # noqa: E402
+from imagekit import MiB, build_docker_archive, waste_image_steps
 
-from lamina.analyze import (  # noqa: E402
+from lamina.analyze import (
     Analysis,
     ChangeKind,
     CiThresholds,

@@ -17,7 +17,7 @@ surviving copy is never waste (``total_bytes == final_bytes + wasted_bytes``).  
 
 from lamina.analyze.ci import CiResult, CiThresholds, evaluate_ci
 from lamina.analyze.core import AnalyzeOptions, analyze, shared_chain
-from lamina.analyze.html import render_html
+from lamina.analyze.htmlpage import render_html
 from lamina.analyze.model import (
     Advice,
     Analysis,
