@@ -36,7 +36,7 @@ if TYPE_CHECKING:
         open_decompressed,
     )
     from lamina.layer.diff import Change, ChangeKind, changes, diff_dirs
-    from lamina.layer.tarwriter import LayerStats, write_layer
+    from lamina.layer.tarwriter import LayerStats, source_date_epoch_from_env, write_layer
 
 __all__ = [
     "ApplyStats",
@@ -54,6 +54,7 @@ __all__ = [
     "detect_compression",
     "diff_dirs",
     "open_decompressed",
+    "source_date_epoch_from_env",
     "write_layer",
 ]
 
@@ -74,6 +75,7 @@ _WHERE = {
     "LayerIOError": "_errors",
     "LayerStats": "tarwriter",
     "write_layer": "tarwriter",
+    "source_date_epoch_from_env": "tarwriter",
 }
 
 

@@ -34,6 +34,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, NamedTuple
@@ -45,7 +46,7 @@ from lamina.layer._errors import LayerIOError
 from lamina.layer.compression import CHUNK_SIZE, Compression, LayerSink
 from lamina.layer.whiteout import OPAQUE_MARKER, OVERLAY_XATTR_PREFIXES, WHITEOUT_PREFIX
 
-__all__ = ["LayerStats", "write_layer"]
+__all__ = ["LayerStats", "source_date_epoch_from_env", "write_layer"]
 
 _SKIP_XATTRS = frozenset({"security.selinux"})
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
@@ -75,6 +76,25 @@ class LayerStats:
     entries: int
     files: int
     whiteouts: int
+
+
+def source_date_epoch_from_env(environ: Mapping[str, str] | None = None) -> int | None:
+    """``$SOURCE_DATE_EPOCH`` as an int, or None when unset or empty.
+
+    The variable (https://reproducible-builds.org/specs/source-date-epoch/) holds a
+    decimal count of seconds since 1970; anything else is an error rather than
+    silently ignored, since a build that asked to be reproducible should not
+    quietly stop being so.
+    """
+    value = (os.environ if environ is None else environ).get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return None
+    if not value.isdigit():
+        raise InvalidArgument(
+            f"SOURCE_DATE_EPOCH={value!r} is not a number of seconds",
+            hint="set it to a Unix timestamp, e.g. $(git log -1 --format=%ct)",
+        )
+    return int(value)
 
 
 def write_layer(
