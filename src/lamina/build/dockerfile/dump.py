@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Any
 
 from lamina.build.dockerfile.ast import Dockerfile, Node
+from lamina.build.dockerfile.parser import GO_SPACE
 
 __all__ = ["dump_buildkit", "dump_json", "dump_node", "go_quote", "render"]
 
@@ -136,6 +137,11 @@ def dump_json(doc: Dockerfile) -> list[dict[str, Any]]:
     return out
 
 
+def _continues(line: str, escape: str) -> bool:
+    stripped = line.rstrip(" \t")
+    return stripped.endswith(escape) and (len(stripped) == 1 or stripped[-2] != escape)
+
+
 def render(doc: Dockerfile) -> str:
     """Dockerfile text that parses back to the same tree as ``doc``.
 
@@ -143,22 +149,32 @@ def render(doc: Dockerfile) -> str:
     its heredoc bodies and terminators; the parser directives come first.  Layout
     is not kept: continuations, comments and blank lines are gone.  A node with an
     empty keyword (only a dangling continuation at the end of a file makes one)
-    is written as a lone escape character.
+    is written as a lone escape character.  Text that ends in an escape (possible
+    only when the source ended inside a continuation) gets one more, which the
+    parser removes again.
     """
     out: list[str] = [f"# {d.name}={d.value}\n" for d in doc.directives]
     if doc.escape != "\\" and doc.directive("escape") is None:
         out.insert(0, f"# escape={doc.escape}\n")
-    if out:
-        # A blank line ends the directive block, so that a first instruction that
-        # happens to look like a directive stays an instruction.
-        out.append("\n")
-    elif doc.nodes and doc.nodes[0].original.startswith("\ufeff"):
-        out.append("\n")  # keep a leading BOM-like character from being stripped
+    lines: list[str] = []
     for node in doc.nodes:
         if node.cmd == "" and node.keyword == "":
-            out.append(doc.escape + "\n")
+            lines.append(doc.escape)
             continue
-        out.append(node.original + "\n")
+        # The parser strips the first line's leading blanks and the line ending's
+        # CRs anyway; doing it here makes the output a fixed point.
+        line = node.original.lstrip(GO_SPACE).rstrip("\r")
+        if _continues(line, doc.escape):
+            # Only the last instruction of a file that ends inside a continuation
+            # looks like this; one more escape keeps the text's own escape.
+            line += doc.escape if line[-1] in " \t" else " " + doc.escape
+        lines.append(line)
+    if out or (lines and lines[0].startswith("\ufeff")):
+        # A blank line ends the directive block (and keeps a leading U+FEFF from
+        # being taken for a byte-order mark).
+        out.append("\n")
+    for node, line in zip(doc.nodes, lines, strict=True):
+        out.append(line + "\n")
         for heredoc in node.heredocs:
             out.append(heredoc.content)
             out.append(heredoc.name + "\n")

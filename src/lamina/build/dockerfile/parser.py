@@ -47,6 +47,7 @@ from lamina.build.dockerfile.ast import Directive, Dockerfile, Heredoc, Node, Pa
 from lamina.errors import DockerfileSyntaxError, InvalidArgument, NotFound
 
 __all__ = [
+    "GO_SPACE",
     "MAX_LINE_BYTES",
     "DirectiveMatch",
     "DockerfileNotFound",
@@ -65,12 +66,13 @@ __all__ = [
 #: The longest physical line (in UTF-8 bytes, line ending excluded) BuildKit reads.
 MAX_LINE_BYTES = 65535
 
-# Go's unicode.IsSpace: ASCII blanks, NEL, NBSP and the Unicode White_Space set.
+#: Go's unicode.IsSpace: ASCII blanks, NEL, NBSP and the Unicode White_Space set.
 # (Python's str.isspace() also counts \x1c-\x1f, which Go does not.)
-_GO_SPACE = (
+GO_SPACE = (
     "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006"
     "\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 )
+_GO_SPACE = GO_SPACE
 _GO_SPACE_SET = frozenset(_GO_SPACE)
 _RE_GO_SPACE_RUN = re.compile("[" + "".join(f"\\u{ord(c):04x}" for c in _GO_SPACE) + "]+")
 # BuildKit splits the keyword from its arguments (and FROM/EXPOSE/COPY words) on these only.
@@ -1163,11 +1165,7 @@ def parse(text: str | bytes, path: str = "Dockerfile") -> Dockerfile:
         try:
             node_parts = _new_parts(line, escape)
         except _Err as exc:
-            err_line, err_col = start_line, 0
-            if exc.offset is not None:
-                for start, phys, col in pieces:
-                    if start <= exc.offset:
-                        err_line, err_col = phys, col + exc.offset - start + 1
+            err_line, err_col = _locate(pieces, exc.offset)
             raise fail(exc.message, err_line, err_col, exc.hint) from None
 
         heredocs: tuple[Heredoc, ...] = ()
@@ -1177,7 +1175,7 @@ def parse(text: str | bytes, path: str = "Dockerfile") -> Dockerfile:
             except _LexError as exc:
                 raise fail(str(exc), start_line, 0) from None
             bodies: list[Heredoc] = []
-            for doc in opened:
+            for number, doc in enumerate(opened):
                 terminator = doc.name
                 body: list[str] = []
                 terminated = False
@@ -1196,11 +1194,11 @@ def parse(text: str | bytes, path: str = "Dockerfile") -> Dockerfile:
                         body.append("\n")
                 if not terminated:
                     opener = _heredoc_opener_text(doc)
-                    column = lines[start_line - 1].find("<<") + 1
+                    where, column = _locate(pieces, _nth_heredoc_offset(line, number))
                     raise fail(
-                        f"unterminated heredoc {opener} (opened on line {start_line}): "
+                        f"unterminated heredoc {opener} (opened on line {where}): "
                         f"no line reading {terminator!r} before the end of the file",
-                        start_line,
+                        where,
                         column,
                         f"end the heredoc with a line holding only {terminator}"
                         + (" (leading tabs allowed with <<-)" if doc.chomp else ""),
@@ -1232,6 +1230,31 @@ def parse(text: str | bytes, path: str = "Dockerfile") -> Dockerfile:
         path=path,
         source_lines=tuple(lines),
     )
+
+
+def _locate(pieces: list[tuple[int, int, int]], offset: int | None) -> tuple[int, int]:
+    """Map an offset in a joined instruction line to (physical line, 1-based column).
+
+    ``pieces`` holds, for each physical line that went into the instruction, its
+    start offset in the joined line, its line number and how many leading
+    characters were cut from it.  An unknown offset gives the first line, column 0.
+    """
+    line, column = pieces[0][1], 0
+    if offset is not None:
+        for start, physical, cut in pieces:
+            if start <= offset:
+                line, column = physical, cut + offset - start + 1
+    return line, column
+
+
+def _nth_heredoc_offset(line: str, number: int) -> int | None:
+    """Offset of the ``number``-th ``<<`` of ``line`` (0-based), if there is one."""
+    offset = -1
+    for _ in range(number + 1):
+        offset = line.find("<<", offset + 1)
+        if offset < 0:
+            return None
+    return offset
 
 
 def _heredoc_opener_text(doc: Heredoc) -> str:
