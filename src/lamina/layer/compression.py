@@ -40,6 +40,8 @@ import contextlib
 import enum
 import hashlib
 import io
+import queue
+import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
@@ -212,6 +214,61 @@ class _ZstdReader:
         self._out.clear()
 
 
+class _ReadAhead:
+    """Runs a decompressor in a helper thread, up to ``depth`` chunks ahead.
+
+    Codecs release the GIL while they work, so inflating the next chunk overlaps
+    with the caller writing files from the previous one.  An error in the thread
+    is raised from the :meth:`read` that would have returned its data.
+    """
+
+    def __init__(self, inner: Any, depth: int = 4) -> None:
+        self._inner = inner
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._buf = b""
+        self._eof = False
+        self._thread = threading.Thread(target=self._run, name="layer-decompress", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        item: bytes | BaseException
+        while not self._stop.is_set():
+            try:
+                item = self._inner.read(CHUNK_SIZE)
+            except BaseException as exc:  # handed to the reading thread
+                item = exc
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.1)
+                    break
+                except queue.Full:  # the reader is busy; check _stop again
+                    continue
+            if not isinstance(item, bytes) or not item:
+                return
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._eof and (size < 0 or len(self._buf) < size):
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            if not item:
+                self._eof = True
+                break
+            self._buf = self._buf + item if self._buf else item
+        if size < 0 or size >= len(self._buf):
+            data, self._buf = self._buf, b""
+        else:
+            data, self._buf = self._buf[:size], self._buf[size:]
+        return data
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._inner.close()
+
+
 def _codec_errors() -> tuple[type[BaseException], ...]:
     """Exceptions the codecs raise for bad input (imported only when reading)."""
     import lzma
@@ -296,15 +353,15 @@ def open_decompressed(stream: BinaryIO) -> tuple[BinaryIO, Compression]:
         # One helper thread inflates ahead while the caller writes files.
         inner = cast(Any, igzip_threaded).open(raw, "rb", threads=1, block_size=CHUNK_SIZE)
     elif compression is Compression.ZSTD:
-        inner = _ZstdReader(raw)
+        inner = _ReadAhead(_ZstdReader(raw))
     elif compression is Compression.BZIP2:
         import bz2
 
-        inner = bz2.BZ2File(raw, "rb")
+        inner = _ReadAhead(bz2.BZ2File(raw, "rb"))
     elif compression is Compression.XZ:
         import lzma
 
-        inner = lzma.LZMAFile(cast(Any, raw), "rb")  # noqa: SIM115 - returned to the caller
+        inner = _ReadAhead(lzma.LZMAFile(cast(Any, raw), "rb"))  # noqa: SIM115 - closed by the caller
     else:
         inner = raw
     return cast(BinaryIO, _GuardedReader(inner, compression, _codec_errors())), compression
