@@ -34,6 +34,38 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "save": ("lamina.cli.cmd_image", "Save images to a tar archive."),
     "load": ("lamina.cli.cmd_image", "Load images from a tar archive."),
     "system": ("lamina.cli.cmd_system", "Disk usage and pruning (df, prune)."),
+    # containers (lamina.cli.cmd_container, cmd_volume)
+    "run": ("lamina.cli.cmd_container", "Create and run a new container from an image."),
+    "create": ("lamina.cli.cmd_container", "Create a new container."),
+    "start": ("lamina.cli.cmd_container", "Start one or more stopped containers."),
+    "rm": ("lamina.cli.cmd_container", "Remove one or more containers."),
+    "diff": ("lamina.cli.cmd_container", "Show changes to a container's filesystem."),
+    "commit": ("lamina.cli.cmd_container", "Create a new image from a container's changes."),
+    "export": ("lamina.cli.cmd_container", "Export a container's filesystem as a tar archive."),
+    "cp": ("lamina.cli.cmd_container", "Copy files between a container and the host."),
+    "ps": ("lamina.cli.cmd_container", "List containers."),
+    "logs": ("lamina.cli.cmd_container", "Fetch the logs of a container."),
+    "exec": ("lamina.cli.cmd_container", "Run a command in a running container."),
+    "stop": ("lamina.cli.cmd_container", "Stop one or more running containers."),
+    "kill": ("lamina.cli.cmd_container", "Kill one or more running containers."),
+    "wait": ("lamina.cli.cmd_container", "Block until containers stop, print exit codes."),
+    "restart": ("lamina.cli.cmd_container", "Restart one or more containers."),
+    "rename": ("lamina.cli.cmd_container", "Rename a container."),
+    "top": ("lamina.cli.cmd_container", "Display the running processes of a container."),
+    "stats": ("lamina.cli.cmd_container", "Display containers' resource usage."),
+    "port": ("lamina.cli.cmd_container", "List port mappings of a container."),
+    "attach": ("lamina.cli.cmd_container", "Attach to a running container's stdio."),
+    "container": ("lamina.cli.cmd_container", "Manage containers."),
+    "volume": ("lamina.cli.cmd_volume", "Manage volumes."),
+    # builds (lamina.cli.cmd_build)
+    "build": ("lamina.cli.cmd_build", "Build an image from a Dockerfile."),
+    "builder": ("lamina.cli.cmd_build", "Manage the build cache (prune)."),
+    # registries (lamina.cli.cmd_registry, cmd_generate)
+    "pull": ("lamina.cli.cmd_registry", "Pull an image from a registry."),
+    "push": ("lamina.cli.cmd_registry", "Push an image to a registry."),
+    "login": ("lamina.cli.cmd_registry", "Log in to a registry."),
+    "logout": ("lamina.cli.cmd_registry", "Log out from a registry."),
+    "generate": ("lamina.cli.cmd_generate", "Generate Kubernetes YAML for a container or image."),
 }
 
 
