@@ -430,3 +430,10 @@ def test_parse_file(tmp_path: Path) -> None:
     with pytest.raises(DockerfileSyntaxError) as err:
         parse_file(path)
     assert err.value.file == str(path) and err.value.line == 1
+
+
+def test_many_onbuilds_fail_fast_without_recursion() -> None:
+    # continuation lines make a logical line longer than the physical-line limit
+    err = syntax_error("FROM x\n" + "ONBUILD \\\n" * 9000 + "RUN x\n")
+    assert "ONBUILD ONBUILD" in err.message
+    assert (err.line, err.column) == (3, 1)

@@ -277,7 +277,7 @@ def scan_directives(text: str | bytes) -> tuple[Directive, ...]:
         if scanner.done:
             break
         try:
-            d = scanner.feed(raw.rstrip("\r") if raw.endswith("\r") else raw)
+            d = scanner.feed(raw[:-1] if raw.endswith("\r") else raw)  # bufio.ScanLines
         except _Err as exc:
             raise DockerfileSyntaxError(
                 exc.message, line=scanner.line, column=1, source_line=raw, hint=exc.hint
@@ -295,7 +295,7 @@ def _first_directive(
         if scanner.done:
             break
         try:
-            d = scanner.feed(raw.rstrip("\r") if raw.endswith("\r") else raw)
+            d = scanner.feed(raw[:-1] if raw.endswith("\r") else raw)
         except _Err:
             break
         if d is not None and d.name == key:
@@ -1021,15 +1021,18 @@ def _new_parts(line: str, escape: str) -> _Parts:
         elif cmd == "onbuild":
             args = ()
             if rest:
-                sub = _new_parts(rest, escape)
-                if sub.cmd in _ONBUILD_FORBIDDEN:
-                    if sub.cmd == "onbuild":
+                # Check the trigger before parsing it, so that a line of many
+                # ONBUILDs fails at once instead of recursing through them all.
+                trigger = _go_lower(_split_command(rest)[0])
+                if trigger in _ONBUILD_FORBIDDEN:
+                    if trigger == "onbuild":
                         message = "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"
                     else:
-                        message = f"{sub.cmd.upper()} isn't allowed as an ONBUILD trigger"
+                        message = f"{trigger.upper()} isn't allowed as an ONBUILD trigger"
                     raise _Err(
                         message, 0, "ONBUILD takes one build instruction such as RUN or COPY"
                     )
+                sub = _new_parts(rest, escape)
         else:
             args = ("",)
     except _Err as exc:
