@@ -437,3 +437,15 @@ def test_many_onbuilds_fail_fast_without_recursion() -> None:
     err = syntax_error("FROM x\n" + "ONBUILD \\\n" * 9000 + "RUN x\n")
     assert "ONBUILD ONBUILD" in err.message
     assert (err.line, err.column) == (3, 1)
+
+
+def test_render_folds_instructions_longer_than_a_physical_line() -> None:
+    body = " ".join(f"pkg{i}" for i in range(20000)) + " #" * 3000 + " \\\\ x"
+    text = "FROM x\nRUN apt-get install \\\n" + "\\\n".join(
+        body[i : i + 60000] for i in range(0, len(body), 60000)
+    )
+    doc = parse(text)
+    assert len(doc.nodes[1].original) > 65535
+    rendered = render(doc)
+    assert max(len(line) for line in rendered.split("\n")) < 65535
+    assert parse(rendered).nodes[1].args == doc.nodes[1].args

@@ -142,6 +142,41 @@ def _continues(line: str, escape: str) -> bool:
     return stripped.endswith(escape) and (len(stripped) == 1 or stripped[-2] != escape)
 
 
+_CHUNK = 8192  # characters per physical line when a long instruction is split
+
+
+def _fold(line: str, escape: str) -> str:
+    """Split a line that may exceed the physical-line limit into continuation lines.
+
+    Continuation lines are joined with nothing in between, so any cut works as long
+    as the text before it does not end in the escape character (that would escape
+    the continuation) and the text after it starts with a character that is neither
+    blank nor ``#`` (a blank or comment line would be skipped).
+    """
+    if len(line) <= _CHUNK:
+        return line
+    parts: list[str] = []
+    start = 0
+    while len(line) - start > _CHUNK:
+        cut = start + _CHUNK
+        while cut > start + 1 and (
+            line[cut] in GO_SPACE or line[cut] == "#" or line[cut - 1] == escape
+        ):
+            cut -= 1
+        if cut == start + 1:  # nothing suitable below the target: take the next one above
+            cut = start + _CHUNK
+            while cut < len(line) and (
+                line[cut] in GO_SPACE or line[cut] == "#" or line[cut - 1] == escape
+            ):
+                cut += 1
+            if cut >= len(line):
+                break
+        parts.append(line[start:cut] + escape)
+        start = cut
+    parts.append(line[start:])
+    return "\n".join(parts)
+
+
 def render(doc: Dockerfile) -> str:
     """Dockerfile text that parses back to the same tree as ``doc``.
 
@@ -151,7 +186,8 @@ def render(doc: Dockerfile) -> str:
     empty keyword (only a dangling continuation at the end of a file makes one)
     is written as a lone escape character.  Text that ends in an escape (possible
     only when the source ended inside a continuation) gets one more, which the
-    parser removes again.
+    parser removes again.  Instructions too long for one physical line are folded
+    into continuation lines.
     """
     out: list[str] = [f"# {d.name}={d.value}\n" for d in doc.directives]
     if doc.escape != "\\" and doc.directive("escape") is None:
@@ -174,7 +210,7 @@ def render(doc: Dockerfile) -> str:
         # being taken for a byte-order mark).
         out.append("\n")
     for node, line in zip(doc.nodes, lines, strict=True):
-        out.append(line + "\n")
+        out.append(_fold(line, doc.escape) + "\n")
         for heredoc in node.heredocs:
             out.append(heredoc.content)
             out.append(heredoc.name + "\n")
