@@ -454,12 +454,11 @@ class LayerSink:
         elif compression is Compression.ZSTD:
             import zstandard
 
-            params: dict[str, Any] = {"level": 3 if level is None else level}
-            if threads > 1:
-                params["threads"] = threads
-            self._codec = zstandard.ZstdCompressor(**params).stream_writer(
-                cast(Any, self._out_hasher), closefd=False, write_size=CHUNK_SIZE
-            )
+            # threads >= 1 selects zstd's worker mode: compression runs beside the
+            # caller, and the output is the same for any number of workers.
+            self._codec = zstandard.ZstdCompressor(
+                level=3 if level is None else level, threads=threads
+            ).stream_writer(cast(Any, self._out_hasher), closefd=False, write_size=CHUNK_SIZE)
         else:
             raise InvalidArgument(
                 f"lamina does not write {compression.value} layers",

@@ -180,3 +180,14 @@ def test_parse_and_media_type_suffix() -> None:
         Compression.parse("lz4")
     with pytest.raises(InvalidArgument):
         _ = Compression.XZ.media_type_suffix
+
+
+def test_zstd_output_does_not_depend_on_the_thread_count() -> None:
+    blobs = set()
+    for threads in (1, 2):
+        out = io.BytesIO()
+        sink = LayerSink(out, Compression.ZSTD, threads=threads)
+        sink.write(PAYLOAD * 3)
+        sink.close()
+        blobs.add(out.getvalue())
+    assert len(blobs) == 1
