@@ -15,7 +15,7 @@ import shutil
 import sys
 from contextlib import ExitStack
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import click
 
@@ -45,10 +45,15 @@ def _ratio(value: str | None, option: str, default: float | None) -> float | Non
 def _store_opener(root: str) -> StoreOpener | None:
     """The seam for images in lamina's store (bare ``IMAGE`` names).
 
-    The image store does not exist yet, so nothing can be opened from *root*; once it
-    does, return a :data:`lamina.analyze.StoreOpener` built on it here.
+    Returns ``None`` when there is no store at *root* (names are then refused with a hint).
     """
-    return None
+    import os
+
+    if not root or not os.path.exists(os.path.join(root, "metadata.db")):
+        return None
+    from lamina.engine.sources import store_opener
+
+    return cast("StoreOpener", store_opener(root))
 
 
 @click.command("analyze")

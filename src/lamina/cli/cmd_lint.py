@@ -12,10 +12,12 @@ subprocesses (it is a pure package by contract).
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import click
 
@@ -56,6 +58,16 @@ def _build_args(values: Sequence[str]) -> dict[str, str]:
     return out
 
 
+def _store_facts(ctx: click.Context) -> Any:
+    """Facts about base images in the local store, when there is one (never creates it)."""
+    root = ctx.obj.get("root") if ctx.obj else None
+    if not root or not os.path.exists(os.path.join(root, "metadata.db")):
+        return None
+    from lamina.engine.sources import base_facts_from_store
+
+    return base_facts_from_store(root)
+
+
 @click.command("lint")
 @click.argument("dockerfiles", nargs=-1, required=True, metavar="DOCKERFILE...|-")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sarif", "github"]),
@@ -88,6 +100,7 @@ def command(ctx: click.Context, dockerfiles: tuple[str, ...], fmt: str, context:
         ignore=frozenset(c.upper() for c in ignore),
         failure_threshold=Severity.parse(threshold) if threshold else None,
         shellcheck=shellcheck_adapter(binary) if binary else None,
+        base_image_facts=_store_facts(ctx),
     )
     reports = []
     for path in dockerfiles:
