@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(busybox-static runc crun docker.io skopeo umoci docker-registry apache2-utils chromium)
+APT_PKGS=(busybox-static runc crun docker.io skopeo umoci docker-registry apache2-utils chromium shellcheck)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -31,4 +31,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,oracle]' 2>&1 \
     | grep -v -e '^WARNING: Location' || true
+# Byte-compile now: this environment may set PYTHONDONTWRITEBYTECODE, and without .pyc
+# files every lamina command would pay for compiling its modules again.
+.venv/bin/python -m compileall -q src >/dev/null
 echo "setup: ok ($(.venv/bin/python --version))"
