@@ -1,10 +1,18 @@
-"""Mutable records in SQLite: names, images, layers, snapshots, and the GC queries.
+"""Mutable records in SQLite: names, images, layers, snapshots, containers, volumes, GC queries.
 
 Open a :class:`MetadataStore` on ``<root>/metadata.db``; see
 :mod:`lamina.metadata._store` for transactions and the process lock and
 :mod:`lamina.metadata._schema` for how the schema grows by migrations.
 """
 
+from lamina.metadata._containers import (
+    ContainerRecord,
+    ContainerState,
+    ContainerTable,
+    VolumeNotFound,
+    VolumeRecord,
+    VolumeTable,
+)
 from lamina.metadata._records import (
     ImageRecord,
     LayerRecord,
@@ -18,6 +26,12 @@ from lamina.metadata._store import LayerNotFound, MetadataError, MetadataStore, 
 
 __all__ = [
     "MIGRATIONS",
+    "ContainerRecord",
+    "ContainerState",
+    "ContainerTable",
+    "VolumeNotFound",
+    "VolumeRecord",
+    "VolumeTable",
     "ImageRecord",
     "LayerNotFound",
     "LayerRecord",

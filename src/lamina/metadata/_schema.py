@@ -86,5 +86,52 @@ _V1 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_V2 = Migration(
+    version=2,
+    name="containers, volumes, container volumes",
+    statements=(
+        # One row per container.  ``config`` is the JSON of what it was created with
+        # (lamina.containers.ContainerSpec); the other columns are its life-cycle state,
+        # kept as columns so ``ps`` filters and updates need no JSON rewrite.  A container
+        # pins its image: the image cannot be deleted while a container uses it.
+        """CREATE TABLE containers (
+            id            TEXT PRIMARY KEY,
+            name          TEXT NOT NULL UNIQUE,
+            image_id      TEXT NOT NULL REFERENCES images(id) ON DELETE RESTRICT,
+            image_name    TEXT NOT NULL,
+            created       TEXT NOT NULL,
+            config        TEXT NOT NULL,
+            status        TEXT NOT NULL CHECK (status IN
+                              ('created', 'running', 'paused', 'restarting', 'removing',
+                               'exited', 'dead')),
+            pid           INTEGER NOT NULL DEFAULT 0,
+            exit_code     INTEGER NOT NULL DEFAULT 0,
+            oom_killed    INTEGER NOT NULL DEFAULT 0,
+            error         TEXT NOT NULL DEFAULT '',
+            started_at    TEXT,
+            finished_at   TEXT,
+            restart_count INTEGER NOT NULL DEFAULT 0
+        )""",
+        "CREATE INDEX containers_image ON containers(image_id)",
+        # Named and anonymous volumes (files under volumes/<name>/_data).
+        """CREATE TABLE volumes (
+            name      TEXT PRIMARY KEY,
+            driver    TEXT NOT NULL DEFAULT 'local',
+            created   TEXT NOT NULL,
+            labels    TEXT NOT NULL DEFAULT '{}',
+            options   TEXT NOT NULL DEFAULT '{}',
+            anonymous INTEGER NOT NULL DEFAULT 0 CHECK (anonymous IN (0, 1))
+        )""",
+        # Which container mounts which volume where: a volume in use cannot be removed.
+        """CREATE TABLE container_volumes (
+            container_id TEXT NOT NULL REFERENCES containers(id) ON DELETE CASCADE,
+            volume       TEXT NOT NULL REFERENCES volumes(name) ON DELETE RESTRICT,
+            destination  TEXT NOT NULL,
+            PRIMARY KEY (container_id, destination)
+        )""",
+        "CREATE INDEX container_volumes_volume ON container_volumes(volume)",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
 """Every schema migration lamina knows, oldest first."""

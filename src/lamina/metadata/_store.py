@@ -22,7 +22,7 @@ must succeed raise ``NotFound``; ``find_*`` variants return ``None``.
 >>> import tempfile, pathlib
 >>> store = MetadataStore(pathlib.Path(tempfile.mkdtemp()) / "metadata.db")
 >>> store.schema_version()
-1
+2
 """
 
 from __future__ import annotations

@@ -89,7 +89,7 @@ def snapshot_of_table(store: MetadataStore) -> dict[str, list[tuple[object, ...]
 
 
 def test_new_database_is_migrated_and_in_wal_mode(store: MetadataStore) -> None:
-    assert store.schema_version() == MIGRATIONS[-1].version == 1
+    assert store.schema_version() == MIGRATIONS[-1].version >= 1
     db = sqlite3.connect(store.path)
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -101,27 +101,29 @@ def test_reopen_keeps_data_and_applies_new_migrations(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     with MetadataStore(path) as s:
         s.add_image(image("a"), chain("a"))
+    latest = MIGRATIONS[-1].version
+    nxt = latest + 1
     containers = Migration(
-        2, "containers", ("CREATE TABLE containers (id TEXT PRIMARY KEY, image_id TEXT)",)
+        nxt, "widgets", ("CREATE TABLE widgets (id TEXT PRIMARY KEY, image_id TEXT)",)
     )
     with MetadataStore(path, migrations=(*MIGRATIONS, containers)) as s:
-        assert s.schema_version() == 2
+        assert s.schema_version() == nxt
         assert [i.id for i in s.images()] == [image("a").id]
     db = sqlite3.connect(path)
-    db.execute("INSERT INTO containers VALUES ('c1', ?)", (str(image("a").id),))
+    db.execute("INSERT INTO widgets VALUES ('c1', ?)", (str(image("a").id),))
     db.commit()
     applied = db.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
-    assert applied == [(1, MIGRATIONS[0].name), (2, "containers")]
+    assert applied == [*((m.version, m.name) for m in MIGRATIONS), (nxt, "widgets")]
     db.close()
     # re-opening with the same list applies nothing twice
     with MetadataStore(path, migrations=(*MIGRATIONS, containers)) as s:
-        assert s.schema_version() == 2
+        assert s.schema_version() == nxt
     db = sqlite3.connect(path)
-    assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 2
-    assert db.execute("SELECT id FROM containers").fetchall() == [("c1",)]
+    assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == nxt
+    assert db.execute("SELECT id FROM widgets").fetchall() == [("c1",)]
     db.close()
     # an older lamina refuses a newer database instead of misreading it
-    with pytest.raises(NotSupported, match="schema version 2") as info:
+    with pytest.raises(NotSupported, match=f"schema version {nxt}") as info:
         MetadataStore(path)
     assert "upgrade" in info.value.hint
 
@@ -129,13 +131,14 @@ def test_reopen_keeps_data_and_applies_new_migrations(tmp_path: Path) -> None:
 def test_failed_migration_changes_nothing(tmp_path: Path) -> None:
     path = tmp_path / "m.db"
     MetadataStore(path).close()
-    bad = Migration(2, "broken", ("CREATE TABLE volumes (name TEXT)", "NOT SQL AT ALL"))
-    with pytest.raises(MetadataError, match="schema migration 2"):
+    nxt = MIGRATIONS[-1].version + 1
+    bad = Migration(nxt, "broken", ("CREATE TABLE gadgets (name TEXT)", "NOT SQL AT ALL"))
+    with pytest.raises(MetadataError, match=f"schema migration {nxt}"):
         MetadataStore(path, migrations=(*MIGRATIONS, bad))
     with MetadataStore(path) as s:
-        assert s.schema_version() == 1
+        assert s.schema_version() == nxt - 1
     db = sqlite3.connect(path)
-    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'volumes'").fetchone() is None
+    assert db.execute("SELECT name FROM sqlite_master WHERE name = 'gadgets'").fetchone() is None
     db.close()
 
 
@@ -433,7 +436,7 @@ def test_concurrent_writers_from_two_processes(tmp_path: Path) -> None:
 def _open_fresh(path: str, start: Event) -> None:
     start.wait(30)
     with MetadataStore(Path(path)) as s:
-        assert s.schema_version() == 1
+        assert s.schema_version() == MIGRATIONS[-1].version
 
 
 def test_processes_opening_a_new_database_together(tmp_path: Path) -> None:
@@ -450,7 +453,7 @@ def test_processes_opening_a_new_database_together(tmp_path: Path) -> None:
             p.join(60)
             assert p.exitcode == 0
         db = sqlite3.connect(path)
-        assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == 1
+        assert db.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
         db.close()
 
 
