@@ -27,8 +27,8 @@ __all__ = [
     "ExecFailed",
     "ImageNotFound",
     "IntegrityError",
-    "InvalidArgument",
     "InvalidArchive",
+    "InvalidArgument",
     "InvalidManifest",
     "InvalidReference",
     "LaminaError",
@@ -39,8 +39,8 @@ __all__ = [
     "RegistryError",
     "RuntimeFailure",
     "SizeMismatch",
-    "UnsafeArchive",
     "Unauthorized",
+    "UnsafeArchive",
 ]
 
 

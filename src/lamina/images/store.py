@@ -594,7 +594,7 @@ class ImageStore:
 
     def save(self, out: BinaryIO, refs: Sequence[str], *, docker: bool = True) -> None:
         """Write images to ``out`` as one archive (docker-archive + OCI layout)."""
-        from lamina.transfer.archive import SaveImage, SaveLayer, write_archive
+        from lamina.images.archive import SaveImage, SaveLayer, write_archive
 
         items: list[SaveImage] = []
         for text in refs:
@@ -617,7 +617,7 @@ class ImageStore:
 
     def load(self, path: Path, *, display_name: str | None = None) -> list[str]:
         """``load``: every image in a docker-archive or OCI layout; returns Docker's lines."""
-        from lamina.transfer.archive import open_archive
+        from lamina.images.archive import open_archive
 
         lines: list[str] = []
         with open_archive(path, tmpdir=self.tmp, display_name=display_name) as arch, \

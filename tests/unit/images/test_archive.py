@@ -10,7 +10,7 @@ import pytest
 
 from lamina.digest import Digest
 from lamina.errors import DigestMismatch, InvalidArchive, InvalidManifest
-from lamina.transfer.archive import SaveImage, SaveLayer, open_archive, write_archive
+from lamina.images.archive import SaveImage, SaveLayer, open_archive, write_archive
 
 
 def _layer(files: dict[str, bytes]) -> bytes:
