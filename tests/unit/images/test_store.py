@@ -20,7 +20,7 @@ from lamina.errors import (
     UnsafeArchive,
 )
 from lamina.images.store import ImageStore
-from lamina.transfer.archive import SaveImage, SaveLayer, write_archive
+from lamina.images.archive import SaveImage, SaveLayer, write_archive
 
 
 def _tar(entries: list[tuple[str, bytes | None]], *, extra: list[tarfile.TarInfo] = ()) -> bytes:
