@@ -1,0 +1,1 @@
+echo "$GREETING from $(whoami) in $(pwd); dependencies: $(ls deps | tr '\n' ' ')"
