@@ -226,6 +226,13 @@ class ImageStore:
         except LaminaError:
             return False
 
+    def ready_layer(self, chain: Digest) -> LayerRecord | None:
+        """The layer ``chain`` if it is recorded, unpacked and its blob (if any) stored.
+
+        (Used by registry pulls to skip downloading layers the store already has.)
+        """
+        return self._layer_ready(chain)
+
     def _layer_ready(self, chain: Digest) -> LayerRecord | None:
         rec = self.meta.find_layer(chain)
         if rec is None or not self._snapshot_exists(str(chain)):
@@ -258,12 +265,21 @@ class ImageStore:
         undo.snapshots.append(key)
         dest = self.snapshots.fs_path(key)
         ref = f"layer-{uuid.uuid4().hex}"
-        with layer.open() as src, self.content.writer(ref) as writer:
-            tee = _Tee(src, writer)
-            stats = apply_layer(tee, dest, overlay=True, lowers=self._parent_fs(parent))  # type: ignore[arg-type]
-            tee.drain()
-            blob = writer.commit(expected_digest=layer.digest)
-        undo.blobs.append(blob)
+        with layer.open() as src:
+            if layer.digest is not None and self.content.exists(layer.digest):
+                # (registry pull) the blob is already stored and verified -- downloaded
+                # before ``open`` returned: unpack it in place instead of copying it again.
+                stats = apply_layer(src, dest, overlay=True,  # type: ignore[arg-type]
+                                    lowers=self._parent_fs(parent))
+                blob = layer.digest
+            else:
+                with self.content.writer(ref) as writer:
+                    tee = _Tee(src, writer)
+                    stats = apply_layer(tee, dest, overlay=True,  # type: ignore[arg-type]
+                                        lowers=self._parent_fs(parent))
+                    tee.drain()
+                    blob = writer.commit(expected_digest=layer.digest)
+                undo.blobs.append(blob)
         if layer.diff_id is not None and stats.diff_id != layer.diff_id:
             raise DigestMismatch(
                 f"layer {blob.short}: its content has diff ID {stats.diff_id}, "
