@@ -453,6 +453,11 @@ class ContentWriter:
         self.offset += len(data)
         return len(data)
 
+    def flush(self) -> None:
+        """Push buffered bytes to the ingest file (file-like API for stream writers)."""
+        self._check_open()
+        self._file.flush()
+
     def digest(self) -> Digest:
         """The digest of the bytes written so far."""
         return Digest(self._hash.name, self._hash.hexdigest())

@@ -706,7 +706,8 @@ class MetadataStore:
                UNION SELECT blob_digest FROM image_layers WHERE blob_digest IS NOT NULL
                UNION SELECT l.blob_digest FROM layers l
                      WHERE l.blob_digest IS NOT NULL
-                       AND l.chain_id IN (SELECT chain_id FROM image_layers)"""
+                       AND l.chain_id IN (SELECT chain_id FROM image_layers
+                                          UNION SELECT chain_id FROM build_cache)"""
         )
         return frozenset(Digest.parse(r[0]) for r in rows)
 
@@ -715,6 +716,7 @@ class MetadataStore:
         rows = self._q(
             """WITH RECURSIVE used(chain_id) AS (
                    SELECT chain_id FROM image_layers
+                   UNION SELECT chain_id FROM build_cache  -- the build cache pins its layers
                    UNION SELECT l.parent FROM layers l JOIN used u ON l.chain_id = u.chain_id
                    WHERE l.parent IS NOT NULL
                ),
@@ -735,6 +737,7 @@ class MetadataStore:
             """WITH RECURSIVE keep(key) AS (
                    SELECT key FROM snapshots
                    WHERE kind != 'committed' OR key IN (SELECT chain_id FROM image_layers)
+                      OR key IN (SELECT chain_id FROM build_cache)
                    UNION SELECT s.parent FROM snapshots s JOIN keep k ON s.key = k.key
                    WHERE s.parent IS NOT NULL
                )
