@@ -1,0 +1,830 @@
+"""Container verbs: run, create, start, rm, diff, commit, export, cp, ps, stop, kill, wait,
+restart, rename, inspect (via ``inspect``), and ``container …`` for all of them.
+
+Flags, output columns and messages follow ``docker``'s, so scripts keep working: ``run``
+exits with the container's status (125 when lamina itself failed, 126/127 when the
+command cannot be run), ``ps`` prints Docker's columns and ``--format`` fields, ``rm``
+prints the names it was given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from lamina.containers.spec import ContainerSpec
+    from lamina.containers.store import Container, ContainerStore
+
+__all__ = ["commands"]
+
+_NO_H = {"help_option_names": ["--help"]}
+_PASS = {"help_option_names": ["--help"], "allow_interspersed_args": False}
+
+
+def _store(ctx: click.Context) -> ContainerStore:
+    from lamina.containers.store import ContainerStore
+    from lamina.images.store import ImageStore
+
+    images = ImageStore(ctx.obj["root"])
+    ctx.call_on_close(images.close)
+    return ContainerStore(images)
+
+
+# --- run / create ----------------------------------------------------------------------
+
+
+def _create_options(f: Any) -> Any:
+    """The flags ``run`` and ``create`` share (applied bottom-up, so listed in reverse)."""
+    options = [
+        click.option("-l", "--label", "labels", multiple=True, help="Set metadata (KEY=VALUE)."),
+        click.option("--stop-timeout", type=int, default=None, help="Seconds before SIGKILL."),
+        click.option("--stop-signal", default="", help="Signal to stop the container."),
+        click.option("--runtime", default="runc", show_default=True,
+                     help="OCI runtime: runc or crun."),
+        click.option("--pids-limit", type=int, default=None, help="Tune the pids limit."),
+        click.option("--cpus", type=float, default=None, help="Number of CPUs."),
+        click.option("--memory-swap", default=None, help="Memory plus swap (-1: unlimited)."),
+        click.option("-m", "--memory", default=None, help="Memory limit (e.g. 32m)."),
+        click.option("-P", "--publish-all", is_flag=True, help="Publish every exposed port."),
+        click.option("-p", "--publish", "publish", multiple=True,
+                     help="Publish a port: [IP:][HOSTPORT:]CTRPORT[/PROTO]."),
+        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
+        click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
+        click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
+        click.option("--network", "--net", "network", default="none", show_default=True,
+                     help="none (own namespace, loopback) or host."),
+        click.option("--tmpfs", multiple=True, help="Mount a tmpfs (PATH[:size=…])."),
+        click.option("--mount", "mounts", multiple=True,
+                     help="Attach a mount: type=bind|volume|tmpfs,source=…,target=…[,readonly]."),
+        click.option("-v", "--volume", "volumes", multiple=True,
+                     help="Bind mount or volume: /host:/ctr[:ro], NAME:/ctr, /ctr."),
+        click.option("-h", "--hostname", default="", help="Container host name."),
+        click.option("--entrypoint", default=None, help="Overwrite the image's ENTRYPOINT."),
+        click.option("-u", "--user", default="", help="USER[:GROUP] (name or number)."),
+        click.option("-w", "--workdir", default="", help="Working directory inside."),
+        click.option("--env-file", "env_files", multiple=True, help="Read variables from a file."),
+        click.option("-e", "--env", "env", multiple=True, help="Set a variable (K=V, or K)."),
+        click.option("--name", default=None, help="Assign a name to the container."),
+        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
+        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
+        click.option("--rm", "auto_remove", is_flag=True,
+                     help="Remove the container when it exits."),
+    ]
+    for option in options:
+        f = option(f)
+    return f
+
+
+def _build_spec(image: str, args: Sequence[str], o: dict[str, Any]) -> ContainerSpec:
+    """A :class:`ContainerSpec` from ``run``/``create`` flags (all parsing errors here)."""
+    from lamina.containers.spec import (
+        ContainerSpec,
+        MountSpec,
+        Resources,
+        parse_bytes,
+        parse_env,
+        parse_env_file,
+        parse_mount,
+        parse_publish,
+        parse_volume,
+    )
+    from lamina.errors import InvalidArgument
+
+    env: list[str] = []
+    for path in o["env_files"]:
+        env.extend(parse_env_file(path))
+    env.extend(parse_env(o["env"]))
+    mounts = [parse_volume(v) for v in o["volumes"]]
+    mounts += [parse_mount(m) for m in o["mounts"]]
+    for t in o["tmpfs"]:
+        target, _, opts = t.partition(":")
+        size = None
+        for opt in filter(None, opts.split(",")):
+            if opt.startswith("size="):
+                size = parse_bytes(opt[5:], flag="--tmpfs")
+        mounts.append(MountSpec("tmpfs", "", target, tmpfs_size=size))
+    ports: list[Any] = []
+    for p in o["publish"]:
+        ports.extend(parse_publish(p))
+    labels = []
+    for item in o["labels"]:
+        key, _, value = item.partition("=")
+        labels.append((key, value))
+    memory_swap = None
+    if o["memory_swap"] is not None:
+        memory_swap = -1 if o["memory_swap"] == "-1" else parse_bytes(o["memory_swap"],
+                                                                      flag="--memory-swap")
+    if o["cpus"] is not None:
+        ncpu = os.cpu_count() or 1
+        if not 0.01 <= o["cpus"] <= ncpu:
+            raise InvalidArgument(
+                f"Range of CPUs is from 0.01 to {ncpu:.2f}, as there are only {ncpu} CPUs "
+                "available", hint="pass a smaller --cpus")
+    return ContainerSpec(
+        image=image,
+        args=tuple(args) if args else None,
+        entrypoint=o["entrypoint"],
+        env=tuple(env),
+        working_dir=o["workdir"],
+        user=o["user"],
+        hostname=o["hostname"],
+        tty=o["tty"],
+        open_stdin=o["interactive"],
+        mounts=tuple(mounts),
+        network=o["network"],
+        read_only=o["read_only"],
+        cap_add=tuple(o["cap_add"]),
+        cap_drop=tuple(o["cap_drop"]),
+        ports=tuple(ports),
+        publish_all=o["publish_all"],
+        resources=Resources(
+            memory=parse_bytes(o["memory"]) if o["memory"] is not None else None,
+            memory_swap=memory_swap, cpus=o["cpus"], pids_limit=o["pids_limit"]),
+        auto_remove=o["auto_remove"],
+        runtime=o["runtime"],
+        stop_signal=o["stop_signal"],
+        stop_timeout=o["stop_timeout"],
+        labels=tuple(labels),
+    )
+
+
+def _as_engine_error(exc: Exception) -> None:
+    """``run``/``create`` fail with status 125 when lamina (not the command) failed."""
+    from lamina.errors import LaminaError
+
+    if isinstance(exc, LaminaError) and exc.exit_status == 1:
+        exc.exit_status = 125
+
+
+def _run_foreground(store: ContainerStore, c: Container) -> int:
+    from lamina.errors import InvalidArgument
+    from lamina.runtime import DEVNULL, INHERIT, Stdio
+
+    if c.spec.tty and not sys.stdin.isatty():
+        if c.spec.auto_remove:
+            store.remove(c.id, force=True, volumes=True)
+        raise InvalidArgument("the input device is not a TTY",
+                              hint="run from a terminal, or drop -t")
+    stdin = INHERIT if c.spec.open_stdin or c.spec.tty else DEVNULL
+    return store.run(c, Stdio(stdin, INHERIT, INHERIT))
+
+
+def _start_detached(store: ContainerStore, c: Container) -> None:
+    from lamina.errors import NotSupported
+
+    try:
+        from lamina.containers import detached
+    except ImportError:  # pragma: no cover - until the monitor library lands
+        raise NotSupported("detached containers need lamina.runtime.monitor",
+                           hint="run in the foreground (without -d)") from None
+    detached.start(store, c)
+
+
+@click.command("run", context_settings=_PASS)
+@click.option("-d", "--detach", is_flag=True, help="Run in the background, print the ID.")
+@_create_options
+@click.argument("image")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def run_cmd(ctx: click.Context, /, detach: bool, image: str, args: tuple[str, ...],
+            **o: Any) -> None:
+    """Create and run a new container from an image (in the foreground unless -d)."""
+    try:
+        spec = _build_spec(image, args, o)
+        store = _store(ctx)
+        c = store.create(spec, name=o["name"])
+        if detach:
+            _start_detached(store, c)
+            click.echo(c.id)
+            return
+        code = _run_foreground(store, c)
+    except Exception as exc:
+        _as_engine_error(exc)
+        raise
+    ctx.exit(code)
+
+
+@click.command("create", context_settings=_PASS)
+@_create_options
+@click.argument("image")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def create_cmd(ctx: click.Context, /, image: str, args: tuple[str, ...], **o: Any) -> None:
+    """Create a new container (do not start it); print its ID."""
+    try:
+        spec = _build_spec(image, args, o)
+        c = _store(ctx).create(spec, name=o["name"])
+    except Exception as exc:
+        _as_engine_error(exc)
+        raise
+    click.echo(c.id)
+
+
+# --- start / stop / kill / wait / restart -----------------------------------------------------
+
+
+@click.command("start", context_settings=_NO_H)
+@click.option("-a", "--attach", is_flag=True, help="Attach STDOUT/STDERR and wait.")
+@click.option("-i", "--interactive", is_flag=True, help="Attach STDIN.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def start_cmd(ctx: click.Context, attach: bool, interactive: bool,
+              containers: tuple[str, ...]) -> None:
+    """Start one or more stopped containers."""
+    from lamina.runtime import DEVNULL, INHERIT, Stdio
+
+    store = _store(ctx)
+    if attach or interactive:
+        if len(containers) > 1:
+            from lamina.errors import InvalidArgument
+
+            raise InvalidArgument("you cannot start and attach multiple containers at once",
+                                  hint="start them one by one")
+        c = store.get(containers[0])
+        stdin = INHERIT if interactive else DEVNULL
+        ctx.exit(store.run(c, Stdio(stdin, INHERIT, INHERIT),
+                           terminal=c.spec.tty and sys.stdin.isatty()))
+    failed = False
+    for name in containers:
+        try:
+            c = store.get(name)
+            if not c.state.running:
+                _start_detached(store, c)
+            click.echo(name)
+        except Exception as exc:
+            from lamina.errors import LaminaError
+
+            if not isinstance(exc, LaminaError):
+                raise
+            click.echo(f"Error response from daemon: {exc.message}", err=True)
+            failed = True
+    if failed:
+        click.echo("Error: failed to start containers: " + ", ".join(containers), err=True)
+        ctx.exit(1)
+
+
+def _each(ctx: click.Context, names: Sequence[str], action: Any) -> None:
+    """Run ``action(name)`` for every name, printing Docker's per-name errors."""
+    from lamina.errors import LaminaError
+
+    failed = False
+    for name in names:
+        try:
+            out = action(name)
+            if out is not None:
+                click.echo(out)
+        except LaminaError as exc:
+            click.echo(f"Error response from daemon: {exc.message}", err=True)
+            failed = True
+    if failed:
+        ctx.exit(1)
+
+
+@click.command("stop", context_settings=_NO_H)
+@click.option("-t", "--time", "timeout", type=int, default=None,
+              help="Seconds to wait before killing it (default 10).")
+@click.option("-s", "--signal", default=None, help="Signal to send (default: its STOPSIGNAL).")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def stop_cmd(ctx: click.Context, timeout: int | None, signal: str | None,
+             containers: tuple[str, ...]) -> None:
+    """Stop running containers: their stop signal, then SIGKILL after the grace period."""
+    store = _store(ctx)
+
+    def stop(name: str) -> str:
+        store.stop(name, timeout=timeout, signal=signal)
+        return name
+
+    _each(ctx, containers, stop)
+
+
+@click.command("kill", context_settings=_NO_H)
+@click.option("-s", "--signal", default="KILL", show_default=True, help="Signal to send.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def kill_cmd(ctx: click.Context, signal: str, containers: tuple[str, ...]) -> None:
+    """Kill running containers (SIGKILL unless -s)."""
+    store = _store(ctx)
+
+    def kill(name: str) -> str:
+        store.kill(name, signal)
+        return name
+
+    _each(ctx, containers, kill)
+
+
+@click.command("wait", context_settings=_NO_H)
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def wait_cmd(ctx: click.Context, containers: tuple[str, ...]) -> None:
+    """Block until containers stop; print their exit codes."""
+    store = _store(ctx)
+    _each(ctx, containers, lambda name: str(store.wait(name).state.exit_code))
+
+
+@click.command("restart", context_settings=_NO_H)
+@click.option("-t", "--time", "timeout", type=int, default=None,
+              help="Seconds to wait before killing it.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def restart_cmd(ctx: click.Context, timeout: int | None, containers: tuple[str, ...]) -> None:
+    """Restart containers (stop, then start in the background)."""
+    store = _store(ctx)
+
+    def restart(name: str) -> str:
+        c = store.stop(name, timeout=timeout)
+        _start_detached(store, store.get(c.id))
+        return name
+
+    _each(ctx, containers, restart)
+
+
+# --- rm / rename --------------------------------------------------------------------------
+
+
+@click.command("rm", context_settings=_NO_H)
+@click.option("-f", "--force", is_flag=True, help="Kill a running container first.")
+@click.option("-v", "--volumes", is_flag=True, help="Remove its anonymous volumes too.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def rm_cmd(ctx: click.Context, force: bool, volumes: bool, containers: tuple[str, ...]) -> None:
+    """Remove one or more containers."""
+    store = _store(ctx)
+
+    def remove(name: str) -> str:
+        store.remove(name, force=force, volumes=volumes)
+        return name
+
+    _each(ctx, containers, remove)
+
+
+@click.command("rename", context_settings=_NO_H)
+@click.argument("container")
+@click.argument("new_name")
+@click.pass_context
+def rename_cmd(ctx: click.Context, container: str, new_name: str) -> None:
+    """Rename a container."""
+    _store(ctx).rename(container, new_name)
+
+
+# --- files --------------------------------------------------------------------------------
+
+
+@click.command("diff", context_settings=_NO_H)
+@click.argument("container")
+@click.pass_context
+def diff_cmd(ctx: click.Context, container: str) -> None:
+    """Show files added (A), changed (C) and deleted (D) in a container."""
+    for change in _store(ctx).diff(container):
+        click.echo(str(change))
+
+
+@click.command("commit", context_settings=_NO_H)
+@click.option("-a", "--author", default="", help="Author (e.g. \"Jane <jane@example.org>\").")
+@click.option("-c", "--change", "changes", multiple=True,
+              help="Apply a Dockerfile instruction to the image.")
+@click.option("-m", "--message", default="", help="Commit message.")
+@click.option("-p", "--pause", default=True, type=bool, help="Pause the container meanwhile.")
+@click.argument("container")
+@click.argument("repository", required=False)
+@click.pass_context
+def commit_cmd(ctx: click.Context, author: str, changes: tuple[str, ...], message: str,
+               pause: bool, container: str, repository: str | None) -> None:
+    """Create a new image from a container's changes."""
+    record = _store(ctx).commit(container, repository=repository, changes=changes,
+                                message=message, author=author, pause=pause)
+    click.echo(str(record.id))
+
+
+@click.command("export", context_settings=_NO_H)
+@click.option("-o", "--output", default=None, help="Write to a file instead of STDOUT.")
+@click.argument("container")
+@click.pass_context
+def export_cmd(ctx: click.Context, output: str | None, container: str) -> None:
+    """Export a container's filesystem as a tar archive."""
+    from lamina.errors import InvalidArgument
+
+    store = _store(ctx)
+    if output is None:
+        if sys.stdout.isatty():
+            raise InvalidArgument("cowardly refusing to save to a terminal. Use the -o flag or "
+                                  "redirect", hint="lamina export CTR > rootfs.tar")
+        store.export(container, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    tmp = output + ".tmp"
+    try:
+        with open(tmp, "wb") as f:
+            store.export(container, f)
+        os.replace(tmp, output)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+@click.command("cp", context_settings=_NO_H)
+@click.option("-a", "--archive", is_flag=True, help="Keep uid/gid information.")
+@click.option("-L", "--follow-link", is_flag=True, help="Accepted; the source link's target "
+              "is copied when the path ends with /.")
+@click.argument("src")
+@click.argument("dst")
+@click.pass_context
+def cp_cmd(ctx: click.Context, archive: bool, follow_link: bool, src: str, dst: str) -> None:
+    """Copy files between a container and the host: CTR:SRC DST or SRC CTR:DST."""
+    from lamina.errors import InvalidArgument
+
+    def split(arg: str) -> tuple[str | None, str]:
+        if arg.startswith(("/", ".")) or ":" not in arg:
+            return None, arg
+        name, _, path = arg.partition(":")
+        return name, path
+
+    src_ctr, src_path = split(src)
+    dst_ctr, dst_path = split(dst)
+    store = _store(ctx)
+    if src_ctr and dst_ctr:
+        raise InvalidArgument("copying between containers is not supported",
+                              hint="copy to the host first")
+    if src_ctr:
+        store.copy_from(src_ctr, src_path, dst_path, archive=archive)
+    elif dst_ctr:
+        store.copy_to(dst_ctr, src_path, dst_path, archive=archive)
+    else:
+        raise InvalidArgument("must specify at least one container source",
+                              hint="write the container side as NAME:PATH")
+
+
+# --- ps --------------------------------------------------------------------------------------
+
+
+def _command_text(argv: Sequence[str]) -> str:
+    return " ".join(f"'{a}'" if " " in a else a for a in argv)
+
+
+def _go_quote(text: str) -> str:
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _ago(dt: datetime | None) -> str:
+    from lamina.cli._format import human_duration
+
+    if dt is None:
+        return ""
+    return human_duration(max(0.0, time.time() - dt.timestamp()))
+
+
+def _status_text(c: Container) -> str:
+    s = c.state
+    if s.status == "created":
+        return "Created"
+    if s.status in ("running", "paused", "restarting"):
+        text = "Up " + _ago(s.started_at)
+        return text + " (Paused)" if s.status == "paused" else text
+    if s.status == "exited":
+        return f"Exited ({s.exit_code}) {_ago(s.finished_at)} ago"
+    return s.status.capitalize()
+
+
+def port_text(c: Container) -> str:
+    """Docker's PORTS column: ``0.0.0.0:8080->80/tcp, …``."""
+    if not c.state.running:
+        return ""
+    parts = []
+    for p in published_ports(c):
+        ip = p.host_ip or "0.0.0.0"
+        parts.append(f"{ip}:{p.host_port}->{p.container_port}/{p.proto}")
+    return ", ".join(parts)
+
+
+def published_ports(c: Container) -> list[Any]:
+    """The ports a running container publishes, as the monitor bound them."""
+    path = c.state_dir / "ports.json"
+    try:
+        docs = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return list(c.spec.ports)
+    from lamina.containers.spec import PortSpec
+
+    return [PortSpec(d["container_port"], d.get("proto", "tcp"), d.get("host_ip", ""),
+                     d["host_port"]) for d in docs]
+
+
+def _ps_row(store: ContainerStore, c: Container, no_trunc: bool) -> dict[str, Any]:
+    from lamina.cli._format import human_size
+
+    argv: tuple[str, ...] = ()
+    try:
+        argv = store._argv_for(c, store.images.resolve(str(c.record.image_id)))
+    except Exception:
+        argv = tuple(c.spec.args or ())
+    command = _command_text(argv)
+    if not no_trunc and len(command) > 20:
+        command = command[:19] + "…"
+    return {
+        "ID": c.id if no_trunc else c.id[:12],
+        "Image": c.record.image_name,
+        "Command": _go_quote(command),
+        "CreatedAt": c.record.created.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S +0000 UTC"),
+        "RunningFor": _ago(c.record.created) + " ago",
+        "Status": _status_text(c),
+        "State": c.state.status,
+        "Ports": port_text(c),
+        "Names": c.name,
+        "Labels": ",".join(f"{k}={v}" for k, v in c.spec.labels),
+        "Mounts": ",".join(m.source or m.target for m in c.spec.mounts),
+        "Networks": c.spec.network,
+        "Size": human_size(0),
+    }
+
+
+def _matches(store: ContainerStore, c: Container, filters: Sequence[str]) -> bool:
+    from lamina.errors import InvalidArgument
+
+    groups: dict[str, list[str]] = {}
+    for f in filters:
+        key, eq, value = f.partition("=")
+        if not eq:
+            raise InvalidArgument(f"Bad format of filter (expected name=value): {f}",
+                                  hint="e.g. --filter status=exited")
+        groups.setdefault(key, []).append(value)
+    for key, values in groups.items():
+        if key == "status":
+            ok = c.state.status in values
+        elif key == "name":
+            ok = any(v.lstrip("/") in c.name for v in values)
+        elif key == "id":
+            ok = any(c.id.startswith(v) for v in values)
+        elif key == "ancestor":
+            ok = any(_is_ancestor(store, c, v) for v in values)
+        elif key == "exited":
+            ok = c.state.status == "exited" and str(c.state.exit_code) in values
+        elif key == "label":
+            labels = dict(c.spec.labels)
+            ok = all((v.partition("=")[0] in labels and (not v.partition("=")[1] or
+                      labels[v.partition("=")[0]] == v.partition("=")[2])) for v in values)
+        else:
+            raise InvalidArgument(f"invalid filter '{key}'",
+                                  hint="use status, name, id, ancestor, exited or label")
+        if not ok:
+            return False
+    return True
+
+
+def _is_ancestor(store: ContainerStore, c: Container, text: str) -> bool:
+    from lamina.errors import LaminaError
+
+    try:
+        image = store.images.resolve(text)
+    except LaminaError:
+        return False
+    if image.id == c.record.image_id:
+        return True
+    # an image the container's image was built on (its layers are a prefix)
+    try:
+        mine = store.images.resolve(str(c.record.image_id))
+    except LaminaError:
+        return False
+    n = len(image.layers)
+    return 0 < n <= len(mine.layers) and mine.layers[:n] == image.layers
+
+
+@click.command("ps", context_settings=_NO_H)
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers.")
+@click.option("-q", "--quiet", is_flag=True, help="Only display container IDs.")
+@click.option("-n", "--last", type=int, default=-1, help="Show the n last created.")
+@click.option("-l", "--latest", is_flag=True, help="Show the latest created.")
+@click.option("-f", "--filter", "filters", multiple=True, help="Filter (status=, name=, …).")
+@click.option("--format", "fmt", default=None, help="Format with a Go template.")
+@click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
+@click.option("-s", "--size", is_flag=True, help="Accepted for compatibility.")
+@click.pass_context
+def ps_cmd(ctx: click.Context, show_all: bool, quiet: bool, last: int, latest: bool,
+           filters: tuple[str, ...], fmt: str | None, no_trunc: bool, size: bool) -> None:
+    """List containers (running ones unless -a)."""
+    from lamina.cli._format import render_table, render_template
+
+    store = _store(ctx)
+    items = store.all()
+    if latest:
+        last = 1
+    if last >= 0:
+        items = items[:last]
+        show_all = True
+    if not show_all and not any(f.startswith("status=") for f in filters):
+        items = [c for c in items if c.state.running]
+    items = [c for c in items if _matches(store, c, filters)]
+    if quiet:
+        for c in items:
+            click.echo(c.id if no_trunc else c.id[:12])
+        return
+    rows = [_ps_row(store, c, no_trunc) for c in items]
+    if fmt and not fmt.startswith("table"):
+        for r in rows:
+            click.echo(render_template(fmt, r))
+        return
+    columns = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
+               ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"),
+               ("NAMES", "Names")]
+    if fmt:
+        template = fmt[len("table"):].strip()
+        fields = [f.strip() for f in template.replace("\\t", "\t").split("\t")]
+        header = [f.strip("{} .").upper() for f in fields]
+        body = [[render_template(f, r) for f in fields] for r in rows]
+        click.echo(render_table(header, body), nl=False)
+        return
+    click.echo(render_table([h for h, _ in columns], [[r[k] for _, k in columns] for r in rows]),
+               nl=False)
+
+
+# --- inspect -----------------------------------------------------------------------------
+
+
+def _rfc3339(dt: datetime | None) -> str:
+    if dt is None:
+        return "0001-01-01T00:00:00Z"
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f") + "000Z"
+
+
+def inspect_container(store: ContainerStore, c: Container) -> dict[str, Any]:
+    """A container in Docker's ``inspect`` shape (the keys scripts use)."""
+    from lamina.errors import LaminaError
+
+    s = c.state
+    pid = 0
+    if s.running:
+        try:
+            pid = store._runtime(c).state(c.id).pid
+        except LaminaError:
+            pid = s.pid
+    image = store.images.resolve(str(c.record.image_id))
+    argv = store._argv_for(c, image)
+    spec = c.spec
+    r = spec.resources
+    binds = [f"{m.source}:{m.target}" + (":ro" if m.readonly else "")
+             for m in spec.mounts if m.type == "bind"]
+    port_bindings: dict[str, list[dict[str, str]]] = {}
+    for p in spec.ports:
+        port_bindings.setdefault(p.key, []).append(
+            {"HostIp": p.host_ip, "HostPort": str(p.host_port) if p.host_port else ""})
+    live_ports: dict[str, list[dict[str, str]] | None] = {}
+    if s.running:
+        for p in published_ports(c):
+            live_ports.setdefault(p.key, []).append(  # type: ignore[union-attr]
+                {"HostIp": p.host_ip or "0.0.0.0", "HostPort": str(p.host_port)})
+    mounts = []
+    by_target = {d: v for v, d in store.table.volumes_of(c.id)}
+    for m in spec.mounts:
+        if m.type == "bind":
+            mounts.append({"Type": "bind", "Source": m.source, "Destination": m.target,
+                           "Mode": "ro" if m.readonly else "", "RW": not m.readonly,
+                           "Propagation": m.propagation})
+        elif m.type == "tmpfs":
+            mounts.append({"Type": "tmpfs", "Source": "", "Destination": m.target, "Mode": "",
+                           "RW": not m.readonly, "Propagation": ""})
+    for target, vol in sorted(by_target.items()):
+        ro = any(m.readonly for m in spec.mounts if m.target == target)
+        mounts.append({"Type": "volume", "Name": vol, "Source": str(store.volumes.path(vol)),
+                       "Destination": target, "Driver": "local", "Mode": "", "RW": not ro,
+                       "Propagation": ""})
+    return {
+        "Id": c.id,
+        "Created": _rfc3339(c.record.created),
+        "Path": argv[0] if argv else "",
+        "Args": list(argv[1:]),
+        "State": {
+            "Status": s.status,
+            "Running": s.status in ("running", "paused"),
+            "Paused": s.status == "paused",
+            "Restarting": s.status == "restarting",
+            "OOMKilled": s.oom_killed,
+            "Dead": s.status == "dead",
+            "Pid": pid,
+            "ExitCode": s.exit_code,
+            "Error": s.error,
+            "StartedAt": _rfc3339(s.started_at),
+            "FinishedAt": _rfc3339(s.finished_at),
+        },
+        "Image": str(c.record.image_id),
+        "ResolvConfPath": str(c.dir / "resolv.conf"),
+        "HostnamePath": str(c.dir / "hostname"),
+        "HostsPath": str(c.dir / "hosts"),
+        "LogPath": str(c.log_path),
+        "Name": "/" + c.name,
+        "RestartCount": s.restart_count,
+        "Driver": "overlay",
+        "Platform": "linux",
+        "HostConfig": {
+            "Binds": binds or None,
+            "NetworkMode": spec.network,
+            "PortBindings": port_bindings,
+            "AutoRemove": spec.auto_remove,
+            "CapAdd": list(spec.cap_add) or None,
+            "CapDrop": list(spec.cap_drop) or None,
+            "ReadonlyRootfs": spec.read_only,
+            "Runtime": spec.runtime,
+            "PublishAllPorts": spec.publish_all,
+            "Memory": r.memory or 0,
+            "MemorySwap": r.memory_swap or 0,
+            "NanoCpus": round((r.cpus or 0) * 1e9),
+            "PidsLimit": r.pids_limit,
+            "ShmSize": 64 * 1024 * 1024,
+        },
+        "GraphDriver": {"Name": "overlay", "Data": {
+            "UpperDir": str(store.images.snapshots.fs_path(c.snapshot_key)),
+            "MergedDir": str(c.rootfs),
+        }},
+        "Mounts": mounts,
+        "Config": store.container_config(c, image),
+        "NetworkSettings": {"Ports": live_ports},
+    }
+
+
+# --- the container group -------------------------------------------------------------------
+
+
+@click.group("container", context_settings=_NO_H)
+def container_group() -> None:
+    """Manage containers."""
+
+
+@click.command("inspect", context_settings=_NO_H)
+@click.option("-f", "--format", "fmt", default=None, help="Format with a Go template.")
+@click.argument("containers", nargs=-1, required=True)
+@click.pass_context
+def container_inspect_cmd(ctx: click.Context, fmt: str | None,
+                          containers: tuple[str, ...]) -> None:
+    """Show low-level information on containers."""
+    from lamina.cli._format import render_template
+    from lamina.errors import LaminaError
+
+    store = _store(ctx)
+    results = []
+    errors = []
+    for name in containers:
+        try:
+            results.append(inspect_container(store, store.get(name)))
+        except LaminaError as exc:
+            errors.append(f"Error: {exc.message}")
+    if fmt:
+        for r in results:
+            click.echo(render_template(fmt, r))
+    else:
+        click.echo(json.dumps(results, indent=4))
+    for e in errors:
+        click.echo(e, err=True)
+    if errors:
+        ctx.exit(1)
+
+
+@click.command("prune", context_settings=_NO_H)
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.pass_context
+def container_prune_cmd(ctx: click.Context, force: bool) -> None:
+    """Remove all stopped containers."""
+    if not force:
+        click.confirm("WARNING! This will remove all stopped containers.\n"
+                      "Are you sure you want to continue?", abort=True)
+    store = _store(ctx)
+    removed = []
+    for c in store.all():
+        if not c.state.running:
+            store.remove(c.id)
+            removed.append(c.id)
+    if removed:
+        click.echo("Deleted Containers:")
+        for cid in removed:
+            click.echo(cid)
+        click.echo()
+    click.echo("Total reclaimed space: 0B")
+
+
+commands: dict[str, click.Command] = {
+    "run": run_cmd,
+    "create": create_cmd,
+    "start": start_cmd,
+    "stop": stop_cmd,
+    "kill": kill_cmd,
+    "wait": wait_cmd,
+    "restart": restart_cmd,
+    "rm": rm_cmd,
+    "rename": rename_cmd,
+    "diff": diff_cmd,
+    "commit": commit_cmd,
+    "export": export_cmd,
+    "cp": cp_cmd,
+    "ps": ps_cmd,
+    "container": container_group,
+}
+
+for _name, _cmd in (*commands.items(), ("ls", ps_cmd), ("list", ps_cmd),
+                    ("inspect", container_inspect_cmd), ("prune", container_prune_cmd)):
+    if _name != "container":
+        container_group.add_command(_cmd, _name)
