@@ -255,22 +255,64 @@ def _graph_data(store: ImageStore, img: ResolvedImage) -> dict[str, str]:
 
 @click.command("inspect")
 @click.option("-f", "--format", "fmt", default=None, help="Format output with a Go template.")
-@click.option("--type", "kind", default=None, help="Only 'image' is known so far.")
+@click.option("--type", "kind", default=None,
+              type=click.Choice(["image", "container", "volume"]),
+              help="Only look for this kind of object.")
 @click.argument("names", nargs=-1, required=True)
 @click.pass_context
 def inspect_cmd(ctx: click.Context, fmt: str | None, kind: str | None, names: tuple[str, ...]) -> None:
-    """Show low-level information on images as a JSON array."""
-    from lamina.errors import LaminaError
+    """Show low-level information on images, containers or volumes as a JSON array.
+
+    A name is looked up as an image first, then as a container, then as a volume
+    (``--type`` restricts the search), as Docker does.
+    """
+    from lamina.errors import LaminaError, NotFound
 
     store = _store(ctx)
     results: list[dict[str, Any]] = []
     errors: list[str] = []
+    containers: Any = None
+
+    def lookup_container(name: str) -> dict[str, Any]:
+        nonlocal containers
+        from lamina.cli.cmd_container import inspect_container
+        from lamina.containers.store import ContainerStore
+
+        if containers is None:
+            containers = ContainerStore(store)
+        return inspect_container(containers, containers.get(name))
+
+    def lookup_volume(name: str) -> dict[str, Any]:
+        from lamina.cli.cmd_volume import inspect_volume
+        from lamina.containers.volumes import VolumeStore
+
+        return inspect_volume(VolumeStore(store.root, store.meta), name)
+
+    def lookup_image(name: str) -> dict[str, Any]:
+        return inspect_image(store, store.resolve(name))
+
+    lookups = [("image", lookup_image),
+               ("container", lookup_container), ("volume", lookup_volume)]
     for name in names:
-        try:
-            results.append(inspect_image(store, store.resolve(name)))
-        except LaminaError as exc:
-            errors.append(f"Error: No such object: {name}" if "No such image" in exc.message
-                          else f"Error: {exc.message}")
+        found = None
+        failure: LaminaError | None = None
+        for what, lookup in lookups:
+            if kind is not None and what != kind:
+                continue
+            try:
+                found = lookup(name)
+                break
+            except NotFound:
+                continue
+            except LaminaError as exc:  # e.g. a container name that is no image reference
+                failure = failure or exc
+                continue
+        if found is not None:
+            results.append(found)
+        elif failure is not None and kind is not None:
+            errors.append(f"Error: {failure.message}")
+        else:
+            errors.append(f"Error: No such {kind or 'object'}: {name}")
     if fmt:
         for r in results:
             click.echo(render_template(fmt, r))
