@@ -110,11 +110,10 @@ class ListReporter:
         return [names[e.vertex] for e in self.events if isinstance(e, Cached)]
 
     def ran(self) -> list[str]:
-        """Names of the vertices that ran (finished without the cache), in order."""
+        """Names of the steps that ran (missed the cache), in order."""
         names = self.names()
-        cached = {e.vertex for e in self.events if isinstance(e, Cached)}
         return [names[e.vertex] for e in self.events
-                if isinstance(e, Done) and e.vertex not in cached and e.vertex in names]
+                if isinstance(e, Note) and e.text.startswith("cache miss")]
 
     def notes(self) -> list[str]:
         return [e.text for e in self.events if isinstance(e, Note)]
