@@ -144,7 +144,7 @@ APP = {
 def test_python_app_builds_and_runs(store: ImageStore, tmp_path: Path) -> None:
     ctx = tmp_path / "ctx"
     write(ctx, APP)
-    result, rep = do_build(store, ctx, tags=("app:1",))
+    result, _ = do_build(store, ctx, tags=("app:1",))
     assert result.run_steps == 4 and result.cached_steps == 0  # WORKDIR, COPY, RUN, COPY
     img = store.resolve("app:1")
     assert img.id == result.image_id
@@ -198,7 +198,7 @@ def test_cache_noop_touch_edit_and_build_arg(store: ImageStore, tmp_path: Path) 
     assert "cache miss: changed in the context: app/main.py" in rep.notes()
     assert edited.image_id != first.image_id
 
-    arg, rep = do_build(store, ctx, tags=("app:1",), build_args={"EXTRA": "yes"})
+    _, rep = do_build(store, ctx, tags=("app:1",), build_args={"EXTRA": "yes"})
     assert [n.split("]")[0] for n in rep.ran()] == ["[4/5", "[5/5"]  # from the first RUN
     assert "cache miss: build arg EXTRA changed (none -> yes)" in rep.notes()
     assert "cache miss: the step above changed" in rep.notes()
@@ -219,7 +219,7 @@ def test_cache_survives_rmi_and_is_pruned_by_builder_prune(store: ImageStore, tm
     write(ctx, {"Dockerfile": "FROM bb:1\nRUN echo x > /x\n"})
     first, _ = do_build(store, ctx, tags=("x:1",))
     store.remove("x:1")  # GC runs; the cache keeps the RUN layer
-    second, rep = do_build(store, ctx, tags=("x:1",))
+    second, _ = do_build(store, ctx, tags=("x:1",))
     assert second.cached_steps == 1 and second.image_id == first.image_id
     store.remove("x:1")
     assert BuildCache(store.meta).prune() == 1
@@ -260,7 +260,7 @@ def test_multi_stage_skips_unused_and_copies_from(store: ImageStore, tmp_path: P
         ),
         "src/a.c": "int a;\n", "src/b.c": "int b;\n",
     })
-    result, rep = do_build(store, ctx, tags=("ms:1",))
+    _, rep = do_build(store, ctx, tags=("ms:1",))
     names = rep.names().values()
     assert not any("touch /unused" in n or "test -s" in n for n in names)
     files = flat_files(store, "ms:1")
