@@ -4,9 +4,11 @@ Exit status: 0 when no finding reaches the failure threshold, 1 when one does,
 125 for bad arguments.  ``--fix`` rewrites the mechanical problems in place (atomically)
 and then reports what is left.
 
-When ``shellcheck`` is on ``PATH`` its comments on each RUN script are included
-(codes ``SCxxxx``).  The adapter lives here because the lint package itself runs no
-subprocesses (it is a pure package by contract).
+When ``shellcheck`` is on ``PATH`` its comments on each RUN script and RUN heredoc
+body are included (codes ``SCxxxx``, at their own line and column in the
+Dockerfile); one ``shellcheck`` process checks all the RUNs of a Dockerfile.  The
+adapter lives here because the lint package itself runs no subprocesses (it is a
+pure package by contract).
 """
 
 from __future__ import annotations
@@ -16,33 +18,69 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from typing import Any
 
 import click
 
 from lamina.errors import InvalidArgument
-from lamina.lint.model import Severity, ShellChecker, ShellComment
+from lamina.lint.model import Severity, ShellChecker, ShellComment, ShellScript
+
+_HEADER_LINES = 2
 
 
-def shellcheck_adapter(binary: str) -> ShellChecker:
-    """A :data:`ShellChecker` that runs ``binary -s sh -f json1 -`` on each script."""
+def _with_header(script: ShellScript) -> str:
+    """The script as shellcheck reads it: two header lines, then the text unchanged.
 
-    def check(script: str) -> Sequence[ShellComment]:
-        try:
-            proc = subprocess.run([binary, "--shell=sh", "--format=json1", "-"],
-                                  input=script, capture_output=True, text=True, timeout=30,
-                                  check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            return ()
-        try:
-            data = json.loads(proc.stdout or "{}")
-        except ValueError:
-            return ()
-        return tuple(ShellComment(int(c.get("code", 0)), str(c.get("level", "info")),
-                                  str(c.get("message", "")), int(c.get("line", 1)),
-                                  int(c.get("column", 1)))
-                     for c in data.get("comments", []))
+    Line 1 is a ``shell=`` directive (a batch mixes dialects, and one process takes one
+    ``--shell``); line 2 ``export``s the ARG/ENV names so that a variable the
+    Dockerfile sets is not "referenced but not assigned".  Comments are shifted back
+    by :data:`_HEADER_LINES`.
+    """
+    names = " ".join(n for n in script.defined if n.isidentifier())
+    return f"# shellcheck shell={script.shell}\n{'export ' + names if names else ':'}\n" + (
+        script.text if script.text.endswith("\n") else script.text + "\n")
+
+
+def shellcheck_adapter(binary: str, timeout: float = 120.0) -> ShellChecker:
+    """A :data:`ShellChecker` running ``binary`` once for a whole batch of scripts.
+
+    Each script goes to its own file in a temporary directory (each RUN is a separate
+    shell, so they must not be checked as one script); shellcheck checks them all in
+    one process and its ``json1`` output names the file of every comment.  A checker
+    that cannot run (missing, killed, timed out, unreadable output) yields no comments
+    rather than failing the lint.
+    """
+
+    def check(scripts: Sequence[ShellScript]) -> Sequence[Sequence[ShellComment]]:
+        found: list[list[ShellComment]] = [[] for _ in scripts]
+        if not scripts:
+            return found
+        with tempfile.TemporaryDirectory(prefix="lamina-shellcheck-") as tmp:
+            paths = []
+            for k, script in enumerate(scripts):
+                path = os.path.join(tmp, f"run{k}.sh")
+                with open(path, "w", encoding="utf-8") as fh:
+                    fh.write(_with_header(script))
+                paths.append(path)
+            index = {p: k for k, p in enumerate(paths)}
+            try:
+                proc = subprocess.run([binary, "--norc", "--format=json1", "--", *paths],
+                                      capture_output=True, text=True, timeout=timeout,
+                                      check=False)
+                data = json.loads(proc.stdout or "{}")
+            except (OSError, subprocess.TimeoutExpired, ValueError):
+                return found
+        for c in data.get("comments", []) if isinstance(data, dict) else []:
+            k = index.get(str(c.get("file", "")), -1)
+            line = int(c.get("line", 1)) - _HEADER_LINES
+            if k < 0 or line < 1:
+                continue  # a comment on the header itself
+            found[k].append(ShellComment(int(c.get("code", 0)), str(c.get("level", "info")),
+                                         str(c.get("message", "")), line,
+                                         int(c.get("column", 1))))
+        return found
 
     return check
 

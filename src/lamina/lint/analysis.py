@@ -14,6 +14,17 @@ this stage shipped in the final image, which users exist at this ``USER``?".
 * a stage is *shipped* when it is the final stage or an ancestor of it through
   ``FROM``; stages only used by ``COPY --from`` are build-only, and advice about
   image size does not apply to them.
+* ``ONBUILD`` triggers are unwrapped: the wrapped instruction is linted like any
+  other, in the context it will really run in.  A trigger runs at the start of a
+  build that says ``FROM`` this image, so it sees the stage as it is at its *end*
+  (every user created in the stage, its last ``SHELL``), plus the triggers before
+  it; it does not change the stage itself (``ONBUILD RUN useradd app`` creates no
+  user for a later ``USER app`` of the same stage).
+* users and groups are tracked through the stage: the base image's accounts
+  (:func:`~lamina.lint.images.known_users` / :func:`~lamina.lint.images.known_groups`),
+  then ``useradd``/``adduser``/``groupadd``/``addgroup`` in RUN.  ``None`` means
+  "unknown" (an unknown base, a copied or rewritten ``/etc/passwd``): the rules that
+  need the answer then stay quiet.
 
 Pure: no I/O.  Expansion is the builder's own
 (:func:`lamina.build.dockerfile.shell.expand`).
@@ -22,11 +33,11 @@ Pure: no I/O.  Expansion is the builder's own
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from lamina.build.dockerfile.ast import Dockerfile, Node
-from lamina.lint.images import infer_os, known_users
+from lamina.lint.images import infer_os, known_groups, known_users
 from lamina.lint.model import BaseFacts
 from lamina.lint.shell import Script, exec_script, parse_script
 
@@ -44,12 +55,25 @@ class Mount:
 
 @dataclass(frozen=True)
 class RunInfo:
-    """A RUN instruction with its parsed script (``None`` for non-POSIX shells)."""
+    """A RUN instruction with its parsed script (``None`` for non-POSIX shells).
+
+    ``shell`` is the dialect the script is written for, as shellcheck names it
+    (``sh``, ``bash``, ``dash``, ``ksh``; empty when shellcheck cannot check it, e.g.
+    zsh): the stage's ``SHELL`` decides, and a heredoc body's ``#!`` line or the
+    program the heredoc is fed to (``RUN bash <<EOF``) overrides it.  ``env_names``
+    are the ARG and ENV names set before this RUN in its stage and the stages it is
+    built on, so that an external checker does not call them unassigned.
+    ``body_line`` is the Dockerfile line of the first heredoc body line when
+    ``script.text`` is that body (``0`` otherwise).
+    """
 
     node: Node
     script: Script | None
     mounts: tuple[Mount, ...]
     pipefail_shell: bool = False  # a SHELL instruction already sets -o pipefail
+    shell: str = "sh"
+    env_names: tuple[str, ...] = ()
+    body_line: int = 0
 
     def cache_mounted(self, *prefixes: str) -> bool:
         """Whether a cache (or tmpfs) mount covers a path starting with one of ``prefixes``."""
@@ -94,6 +118,35 @@ class Analysis:
     stage_of: Mapping[Node, int] = field(default_factory=dict)
     users_at: Mapping[Node, frozenset[str] | None] = field(default_factory=dict)
     user_text: Mapping[Node, str | None] = field(default_factory=dict)
+    groups_at: Mapping[Node, frozenset[str] | None] = field(default_factory=dict)
+    chown_text: Mapping[Node, str | None] = field(default_factory=dict)
+    triggers: Mapping[Node, Node] = field(default_factory=dict)
+
+    @property
+    def instructions(self) -> tuple[Node, ...]:
+        """Every instruction in source order, each ONBUILD followed by its trigger.
+
+        Rules that judge one instruction on its own (a relative WORKDIR, a secret in
+        ENV, ``ADD`` of a local file…) iterate this instead of ``doc.nodes`` so that
+        ``ONBUILD WORKDIR app`` is judged like ``WORKDIR app``.
+        """
+        out: list[Node] = []
+        for node in self.doc.nodes:
+            out.append(node)
+            if node.sub is not None and node.sub in self.triggers:
+                out.append(node.sub)
+        return tuple(out)
+
+    def keyword_column(self, node: Node) -> int:
+        """The column of ``node``'s keyword: for a trigger, the word after ``ONBUILD``."""
+        outer = self.triggers.get(node)
+        if outer is None:
+            return node.span.start_col
+        lines = self.doc.source_lines
+        line = lines[node.span.start_line - 1] if node.span.start_line <= len(lines) else ""
+        after = outer.span.start_col - 1 + len(outer.keyword)
+        col = line.find(node.keyword, after)
+        return col + 1 if col >= 0 else node.span.start_col
 
     def stage(self, node: Node) -> Stage | None:
         """The stage ``node`` belongs to (``None`` for instructions before the first FROM)."""
@@ -168,22 +221,46 @@ _HEREDOC_MARK = re.compile(r"\d*<<-?\s*(?:'[^']*'|\"[^\"]*\"|[^\s;&|<>()]+)")
 _SHELL_NAMES = ("sh", "bash", "ash", "dash", "/bin/sh", "/bin/bash", "/bin/ash", "/bin/dash")
 
 
-def _run_script(node: Node) -> Script:
+_DIALECTS = {"sh": "sh", "bash": "bash", "dash": "dash", "ash": "dash", "ksh": "ksh",
+             "mksh": "ksh", "ksh93": "ksh"}
+
+
+def dialect(program: str) -> str:
+    """The shellcheck dialect of a shell program (``/bin/bash`` → ``bash``; ``""`` if none).
+
+    ``ash`` (busybox) is checked as ``dash``, its closest relative shellcheck knows.
+    """
+    return _DIALECTS.get(program.rsplit("/", 1)[-1].lower(), "")
+
+
+def _shebang_dialect(body: str) -> str | None:
+    """The dialect a ``#!`` line asks for (``#!/usr/bin/env bash`` → ``bash``), if any."""
+    if not body.startswith("#!"):
+        return None
+    words = body[2:].split("\n", 1)[0].split()
+    if words and words[0].rsplit("/", 1)[-1] == "env":
+        words = [w for w in words[1:] if not w.startswith("-")]
+    return dialect(words[0]) if words else None
+
+
+def _run_script(node: Node, shell: str) -> tuple[Script, str, bool]:
+    """(script, its dialect, whether the script is the first heredoc's body)."""
     if node.json:
-        return exec_script(node.args)
+        return exec_script(node.args), shell, False
     text = node.args[0] if node.args else ""
     if not node.heredocs:
-        return parse_script(text)
+        return parse_script(text), shell, False
     line = _HEREDOC_MARK.sub(" ", text)
     line_script = parse_script(line)
     words = line.split()
     runs_body = not words or words[0] in _SHELL_NAMES
     if not runs_body:
-        return line_script
+        return line_script, shell, False
     body = node.heredocs[0].content
-    if body.startswith("#!") and not any(body.split("\n", 1)[0].endswith(s) for s in
-                                         ("sh", "bash", "ash", "dash", "sh -e", "bash -e")):
-        return line_script
+    from_line = dialect(words[0]) if words else shell
+    body_shell = _shebang_dialect(body)
+    if body_shell == "" and not body.split("\n", 1)[0].rstrip().endswith("zsh"):
+        return line_script, shell, False  # a #! line naming something that is not a shell
     body_script = parse_script(body)
     return Script(
         text=body,
@@ -193,7 +270,17 @@ def _run_script(node: Node) -> Script:
         sets_errexit=body_script.sets_errexit or any(w in ("-e", "-ex", "-eux", "-xe", "-eu")
                                                      for w in words[1:]),
         parser=body_script.parser,
-    )
+    ), body_shell or from_line, True
+
+
+def _body_line(node: Node) -> int:
+    """The Dockerfile line holding the first line of ``node``'s first heredoc body.
+
+    The bodies and their terminator lines end the instruction, so counting back
+    from its last line finds where they start.
+    """
+    tail = sum(len(h.content.splitlines()) + 1 for h in node.heredocs)
+    return node.span.end_line - tail + 1
 
 
 def _mounts(node: Node) -> tuple[Mount, ...]:
@@ -280,61 +367,171 @@ def analyze(doc: Dockerfile, build_args: Mapping[str, str] | None = None,
     stages = [Stage(s.index, s.name, s.from_node, s.raw_image, s.image, s.parent, s.family,
                     s.nodes, s.index in shipped) for s in stages]
 
-    runs: dict[Node, RunInfo] = {}
-    stage_of: dict[Node, int] = {}
-    users_at: dict[Node, frozenset[str] | None] = {}
-    user_text: dict[Node, str | None] = {}
-    created_by_stage: list[frozenset[str] | None] = []
+    walk = _Walk(doc, build_args, global_args)
+    end_of_stage: list[_Accounts] = []
+    names_of_stage: list[tuple[str, ...]] = []
     for st in stages:
-        stage_of[st.from_node] = st.index
+        walk.stage_of[st.from_node] = st.index
         if st.parent is not None:
-            users: set[str] | None = (
-                None if created_by_stage[st.parent] is None
-                else set(created_by_stage[st.parent] or ())
-            )
-        elif st.image:
-            known = known_users(st.image, base_facts.get(st.image))
-            users = None if known is None else set(known)
+            acc = end_of_stage[st.parent].copy()
+            inherited = names_of_stage[st.parent]
         else:
-            users = None
-        env: dict[str, str | None] = {}
-        posix = st.family != "windows"
-        pipefail_shell = False
+            acc = _Accounts.of_base(st.image, base_facts)
+            inherited = ()
+        state = _StageState(names=list(inherited), posix=st.family != "windows")
+        onbuild: list[Node] = []
         for node in st.nodes:
-            stage_of[node] = st.index
-            if node.cmd == "arg":
-                for k, v in _arg_pairs(node):
-                    env[k] = build_args.get(k, v if v is not None else global_args.get(k))
-            elif node.cmd == "env":
-                a = node.args
-                for i in range(0, len(a) - 2, 3):
-                    env[a[i]] = expand(a[i + 1].strip("\"'"), env, doc.escape)
-            elif node.cmd == "shell":
-                exe = node.args[0].rsplit("/", 1)[-1].lower() if node.args else ""
-                posix = exe in ("sh", "bash", "ash", "dash", "zsh", "ksh")
-                pipefail_shell = "pipefail" in node.args
-            elif node.cmd == "copy" and any(a.rstrip("/").endswith("/etc/passwd")
-                                            for a in node.args[-1:]):
-                users = None  # a passwd file copied in: anything may exist
-            elif node.cmd == "run":
-                script = _run_script(node) if posix else None
-                runs[node] = RunInfo(node, script, _mounts(node), pipefail_shell)
-                if script is not None and users is not None:
-                    for c in script.commands:
-                        if c.name in ("useradd", "adduser"):
-                            created = _created_names(c.words)
-                            if created:
-                                users.add(created[0])
-                        if any(r.endswith("/etc/passwd") for r in c.redirects):
-                            users = None
-                            break
-            elif node.cmd == "user":
-                text = node.args[0] if node.args else ""
-                user_text[node] = expand(text.strip(), env | {k: v for k, v in
-                                                             global_args.items()
-                                                             if k not in env}, doc.escape)
-                users_at[node] = None if users is None else frozenset(users)
-        created_by_stage.append(None if users is None else frozenset(users))
+            walk.stage_of[node] = st.index
+            if node.cmd == "onbuild" and node.sub is not None:
+                onbuild.append(node)
+            walk.visit(node, state, acc)
+        end_of_stage.append(acc)
+        names_of_stage.append(tuple(state.names))
+        # Triggers run in a later build, on this stage as it ends; they change a copy.
+        later = acc.copy()
+        for outer in onbuild:
+            sub = outer.sub
+            assert sub is not None
+            walk.triggers[sub] = outer
+            walk.stage_of[sub] = st.index
+            walk.visit(sub, state, later)
 
-    return Analysis(doc, tuple(stages), global_args, tuple(preamble), runs, stage_of,
-                    users_at, user_text)
+    return Analysis(doc, tuple(stages), global_args, tuple(preamble), walk.runs, walk.stage_of,
+                    walk.users_at, walk.user_text, walk.groups_at, walk.chown_text,
+                    walk.triggers)
+
+
+@dataclass
+class _StageState:
+    """What one stage has set so far while :func:`analyze` walks it (mutable, private)."""
+
+    names: list[str]
+    posix: bool
+    env: dict[str, str | None] = field(default_factory=dict)
+    shell: str = "sh"
+    pipefail_shell: bool = False
+
+
+class _Walk:
+    """The per-instruction facts :func:`analyze` collects, and the step that collects them."""
+
+    def __init__(self, doc: Dockerfile, build_args: Mapping[str, str],
+                 global_args: Mapping[str, str | None]) -> None:
+        self.doc = doc
+        self.build_args = build_args
+        self.global_args = global_args
+        self.runs: dict[Node, RunInfo] = {}
+        self.stage_of: dict[Node, int] = {}
+        self.users_at: dict[Node, frozenset[str] | None] = {}
+        self.user_text: dict[Node, str | None] = {}
+        self.groups_at: dict[Node, frozenset[str] | None] = {}
+        self.chown_text: dict[Node, str | None] = {}
+        self.triggers: dict[Node, Node] = {}
+
+    def _expand(self, text: str, state: _StageState) -> str | None:
+        scope = state.env | {k: v for k, v in self.global_args.items() if k not in state.env}
+        return expand(text.strip(), scope, self.doc.escape)
+
+    def visit(self, node: Node, state: _StageState, acc: _Accounts) -> None:
+        """Record what ``node`` needs (its script, the users it may name) and apply what it
+        changes: variables and the shell to ``state``, accounts to ``acc``."""
+        if node.cmd == "arg":
+            for k, v in _arg_pairs(node):
+                state.env[k] = self.build_args.get(k, v if v is not None
+                                                   else self.global_args.get(k))
+                state.names.append(k)
+        elif node.cmd == "env":
+            a = node.args
+            for i in range(0, len(a) - 2, 3):
+                state.env[a[i]] = expand(a[i + 1].strip("\"'"), state.env, self.doc.escape)
+                state.names.append(a[i])
+        elif node.cmd == "shell":
+            exe = node.args[0].rsplit("/", 1)[-1].lower() if node.args else ""
+            state.posix = exe in ("sh", "bash", "ash", "dash", "zsh", "ksh")
+            state.shell = dialect(exe)
+            state.pipefail_shell = "pipefail" in node.args
+        elif node.cmd == "run":
+            script, dial, is_body = (_run_script(node, state.shell) if state.posix
+                                     else (None, "", False))
+            self.runs[node] = RunInfo(node, script, _mounts(node), state.pipefail_shell, dial,
+                                      tuple(dict.fromkeys(state.names)),
+                                      _body_line(node) if is_body else 0)
+            if script is not None:
+                acc.run(script, lambda word: self._expand(word, state))
+        elif node.cmd == "user":
+            self.user_text[node] = self._expand(node.args[0] if node.args else "", state)
+            self.users_at[node] = acc.frozen_users()
+        elif node.cmd in ("copy", "add"):
+            chown = next((f.split("=", 1)[1] for f in node.flags
+                          if f.lower().startswith("--chown=")), None)
+            if chown is not None:
+                self.chown_text[node] = self._expand(chown, state)
+                self.users_at[node] = acc.frozen_users()
+                self.groups_at[node] = acc.frozen_groups()
+            dest = node.args[-1].rstrip("/") if node.args else ""
+            if dest.endswith(("/etc/passwd", "/etc")):
+                acc.users = None  # account files copied in: anything may exist
+            if dest.endswith(("/etc/group", "/etc")):
+                acc.groups = None
+
+
+class _Accounts:
+    """The users and groups known to exist at one point of a stage (``None``: unknown).
+
+    A small mutable helper used only while :func:`analyze` walks a stage; the
+    :class:`Analysis` it produces holds frozen snapshots.
+    """
+
+    def __init__(self, users: set[str] | None, groups: set[str] | None) -> None:
+        self.users = users
+        self.groups = groups
+
+    @classmethod
+    def of_base(cls, image: str | None, facts: Mapping[str, BaseFacts]) -> _Accounts:
+        if not image:
+            return cls(None, None)
+        users = known_users(image, facts.get(image))
+        groups = known_groups(image, facts.get(image))
+        return cls(None if users is None else set(users), None if groups is None else set(groups))
+
+    def copy(self) -> _Accounts:
+        return _Accounts(None if self.users is None else set(self.users),
+                         None if self.groups is None else set(self.groups))
+
+    def frozen_users(self) -> frozenset[str] | None:
+        return None if self.users is None else frozenset(self.users)
+
+    def frozen_groups(self) -> frozenset[str] | None:
+        return None if self.groups is None else frozenset(self.groups)
+
+    def run(self, script: Script, expand_word: Callable[[str], str | None]) -> None:
+        """Apply what a RUN does to the account databases.
+
+        Names are expanded with the stage's ARG/ENV values (``useradd ${user}`` with
+        ``ARG user=jenkins`` creates ``jenkins``); a name that cannot be resolved makes
+        the accounts unknown rather than wrong.
+        """
+        for c in script.commands:
+            if any(r.endswith("/etc/passwd") for r in c.redirects):
+                self.users = None
+            if any(r.endswith("/etc/group") for r in c.redirects):
+                self.groups = None
+            names = _created_names(c.words) if c.name in _ACCOUNT_TOOLS else []
+            created = [expand_word(n) for n in names]
+            if None in created:
+                self.users = self.groups = None
+                continue
+            if not created:
+                continue
+            if c.name in ("useradd", "adduser"):
+                if self.users is not None:
+                    self.users.add(str(created[0]))
+                # Both usually create a group of the same name (useradd -U, adduser -D);
+                # assuming it keeps the rule from flagging a group that does exist.
+                if self.groups is not None and len(created) == 1:
+                    self.groups.add(str(created[0]))
+            elif self.groups is not None and (c.name == "groupadd" or len(created) == 1):
+                self.groups.add(str(created[0]))  # "addgroup USER GROUP" only adds a member
+
+
+_ACCOUNT_TOOLS = frozenset({"useradd", "adduser", "groupadd", "addgroup"})

@@ -30,13 +30,14 @@ parser warnings become ``LM002`` findings, so a caller always gets findings back
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from lamina.build.dockerfile.ast import Dockerfile, Node
-from lamina.lint.model import Finding, LintOptions, Severity, ShellChecker
+from lamina.lint.analysis import Analysis, RunInfo, analyze
+from lamina.lint.model import Finding, LintOptions, Severity, ShellChecker, ShellScript
 from lamina.lint.registry import Hit, Rule, rules_by_code
 
-__all__ = ["META_RULES", "hadolint_map", "lint_document", "lint_text"]
+__all__ = ["META_RULES", "hadolint_map", "joined_positions", "lint_document", "lint_text"]
 
 _PRAGMA = re.compile(r"#\s*(lamina|hadolint)\s+(global\s+)?ignore\s*=\s*([A-Za-z0-9_,\s]+)",
                      re.IGNORECASE)
@@ -91,26 +92,84 @@ def _pragmas(doc: Dockerfile, dl: dict[str, set[str]]) -> tuple[set[str], dict[i
     return file_wide, per_line
 
 
-def _to_finding(rule: Rule, hit: Hit, doc: Dockerfile, severity: Severity) -> Finding:
+def _to_finding(rule: Rule, hit: Hit, a: Analysis, severity: Severity) -> Finding:
     node = hit.node
     line = hit.line if hit.line is not None else (node.span.start_line if node else 1)
-    col = hit.column if hit.column is not None else (node.span.start_col if node else 1)
-    return Finding(rule.code, severity, doc.path, line, col, hit.message, hit.fix, rule.doc,
+    col = hit.column if hit.column is not None else (a.keyword_column(node) if node else 1)
+    return Finding(rule.code, severity, a.doc.path, line, col, hit.message, hit.fix, rule.doc,
                    autofix=hit.autofix)
 
 
-def _shellcheck(doc: Dockerfile, runs: Iterable[tuple[Node, str, bool]],
-                checker: ShellChecker) -> list[tuple[int, Finding]]:
+def joined_positions(doc: Dockerfile, node: Node) -> tuple[str, tuple[tuple[int, int], ...]]:
+    """The instruction's physical text joined like the parser joins it, and where each
+    character of it sits in the file as ``(line, column)``.
+
+    The parser turns continuation lines into one line: it drops the escape character
+    and the line break, and skips comment lines and blank lines in between.  A shell
+    checker sees that joined text (it is what ``/bin/sh -c`` runs), so its columns
+    refer to it; walking the physical lines the same way maps them back::
+
+        RUN apt-get update && \\        ← line 2
+            cd /src                     ← line 3: "cd" is at (3, 5)
+    """
+    lines = doc.source_lines
+    text: list[str] = []
+    where: list[tuple[int, int]] = []
+    last = min(node.span.end_line, len(lines))
+    for lineno in range(node.span.start_line, last + 1):
+        raw = lines[lineno - 1]
+        stripped = raw.strip()
+        if lineno != node.span.start_line and (not stripped or stripped.startswith("#")):
+            continue
+        body = raw.rstrip(" \t")
+        body = body[: -len(doc.escape)] if lineno < last and body.endswith(doc.escape) else raw
+        text.append(body)
+        where.extend((lineno, col) for col in range(1, len(body) + 1))
+    return "".join(text), tuple(where)
+
+
+def _script_locator(a: Analysis, info: RunInfo) -> Callable[[int, int], tuple[int, int]]:
+    """A function from a position in ``info``'s script to its position in the Dockerfile."""
+    node = info.node
+    fallback = (node.span.start_line, a.keyword_column(node))
+    if info.body_line:
+        return lambda line, col: (info.body_line + line - 1, col)
+    assert info.script is not None
+    joined, where = joined_positions(a.doc, node)
+    script = info.script.text.rstrip()
+    start = joined.rstrip().rfind(script)
+    if not script or start < 0 or start + len(script) != len(joined.rstrip()):
+        return lambda line, col: fallback
+
+    def locate(line: int, col: int) -> tuple[int, int]:
+        k = start + col - 1
+        return where[k] if line == 1 and 0 <= k < len(where) else fallback
+
+    return locate
+
+
+_LEVELS = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO,
+           "style": Severity.STYLE}
+
+
+def _shellcheck(a: Analysis, checker: ShellChecker) -> list[tuple[int, Finding]]:
+    """Run the external checker once over every checkable RUN script (triggers included)."""
+    infos = [i for i in a.runs.values()
+             if i.script is not None and i.script.parser != "exec" and i.shell
+             and i.script.text.strip()
+             and (i.body_line or not i.node.heredocs)]  # not `RUN python3 <<EOF`
+    if not infos:
+        return []
+    batch = [ShellScript(i.script.text, i.shell, i.env_names) for i in infos
+             if i.script is not None]
     out: list[tuple[int, Finding]] = []
-    levels = {"error": Severity.ERROR, "warning": Severity.WARNING, "info": Severity.INFO,
-              "style": Severity.STYLE}
-    for node, text, heredoc in runs:
-        for c in checker(text):
-            line = node.span.start_line + (c.line if heredoc else c.line - 1)
-            col = c.column if heredoc or c.line > 1 else node.span.start_col
+    for info, comments in zip(infos, checker(batch), strict=False):
+        locate = _script_locator(a, info)
+        for c in comments:
+            line, col = locate(c.line, c.column)
             code = f"SC{c.code}"
-            out.append((node.span.start_line, Finding(
-                code, levels.get(c.level, Severity.INFO), doc.path, line, col, c.message,
+            out.append((info.node.span.start_line, Finding(
+                code, _LEVELS.get(c.level, Severity.INFO), a.doc.path, line, col, c.message,
                 f"see the shellcheck wiki for {code}",
                 f"https://www.shellcheck.net/wiki/{code}", source="shellcheck")))
     return out
@@ -119,8 +178,6 @@ def _shellcheck(doc: Dockerfile, runs: Iterable[tuple[Node, str, bool]],
 def lint_document(doc: Dockerfile, options: LintOptions | None = None, *,
                   shellcheck: ShellChecker | None = None) -> tuple[Finding, ...]:
     """All findings for ``doc`` after pragmas and configuration, sorted by position."""
-    from lamina.lint.analysis import analyze
-
     options = options or LintOptions()
     rules = rules_by_code()
     dl = hadolint_map()
@@ -140,11 +197,9 @@ def lint_document(doc: Dockerfile, options: LintOptions | None = None, *,
         sev = overrides.get(rule.code, rule.severity)
         for hit in rule.check(a, options):
             anchor = hit.node.span.start_line if hit.node else 0
-            results.append((anchor, _to_finding(rule, hit, doc, sev)))
+            results.append((anchor, _to_finding(rule, hit, a, sev)))
     if shellcheck is not None:
-        runs = [(n, i.script.text, bool(n.heredocs)) for n, i in a.runs.items()
-                if i.script is not None and i.script.parser != "exec"]
-        for anchor, f in _shellcheck(doc, runs, shellcheck):
+        for anchor, f in _shellcheck(a, shellcheck):
             if f.code not in ignored:
                 sev = overrides.get(f.code, f.severity)
                 results.append((anchor, Finding(f.code, sev, f.file, f.line, f.column,

@@ -19,7 +19,15 @@ from dataclasses import dataclass
 
 from lamina.lint.model import BaseFacts
 
-__all__ = ["ImageName", "OSFamily", "infer_os", "known_users", "os_family", "parse_image"]
+__all__ = [
+    "ImageName",
+    "OSFamily",
+    "infer_os",
+    "known_groups",
+    "known_users",
+    "os_family",
+    "parse_image",
+]
 
 
 @dataclass(frozen=True)
@@ -194,3 +202,42 @@ def known_users(ref: str, facts: BaseFacts | None = None) -> frozenset[str] | No
     if base is None:
         return None if short != "busybox" else frozenset(extra)
     return base | frozenset(extra)
+
+
+_DEBIAN_GROUPS = frozenset(
+    {"root", "daemon", "bin", "sys", "adm", "tty", "disk", "lp", "mail", "news", "uucp", "man",
+     "proxy", "kmem", "dialout", "fax", "voice", "cdrom", "floppy", "tape", "sudo", "audio",
+     "dip", "www-data", "backup", "operator", "list", "irc", "src", "gnats", "shadow", "utmp",
+     "video", "sasl", "plugdev", "staff", "games", "users", "nogroup"})
+_ALPINE_GROUPS = frozenset(
+    {"root", "bin", "daemon", "sys", "adm", "tty", "disk", "lp", "mem", "kmem", "wheel",
+     "floppy", "mail", "news", "uucp", "man", "cron", "console", "audio", "cdrom", "dialout",
+     "ftp", "sshd", "input", "at", "tape", "video", "netdev", "readproc", "squid", "xfs",
+     "kvm", "games", "shadow", "cdrw", "www-data", "usb", "vpopmail", "users", "ntp",
+     "nofiles", "smmsp", "locate", "abuild", "utmp", "ping", "nogroup", "nobody"})
+_RPM_GROUPS = frozenset(
+    {"root", "bin", "daemon", "sys", "adm", "tty", "disk", "lp", "mem", "kmem", "wheel",
+     "cdrom", "mail", "man", "dialout", "floppy", "games", "tape", "video", "ftp", "lock",
+     "audio", "users", "nobody", "utmp", "utempter", "input", "kvm", "render", "dbus",
+     "systemd-journal", "systemd-network"})
+
+
+def known_groups(ref: str, facts: BaseFacts | None = None) -> frozenset[str] | None:
+    """Names of the groups ``ref`` ships, or ``None`` when that is not known.
+
+    Like :func:`known_users`: ``/etc/group`` of a stored image wins; otherwise the
+    distribution's default groups plus one group per account the official image adds
+    (``node`` has group ``node``), or nothing for ``scratch``.
+    """
+    if facts is not None and (facts.groups or facts.users):
+        return facts.groups or None  # a stored image without /etc/group: do not guess
+    if known_users(ref) is None:
+        return None
+    short = parse_image(ref).short.lower()
+    if short == "scratch":
+        return frozenset()
+    family = infer_os(ref)
+    base = {"apk": _ALPINE_GROUPS, "apt": _DEBIAN_GROUPS, "rpm": _RPM_GROUPS}.get(family or "")
+    if base is None:
+        return None
+    return base | frozenset(_IMAGE_USERS.get(short, set()))

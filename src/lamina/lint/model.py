@@ -34,6 +34,7 @@ __all__ = [
     "Severity",
     "ShellChecker",
     "ShellComment",
+    "ShellScript",
 ]
 
 
@@ -213,10 +214,25 @@ class LintOptions:
 
 
 @dataclass(frozen=True)
-class ShellComment:
-    """One comment of an external shell checker (shellcheck) on one RUN script.
+class ShellScript:
+    """One script for an external shell checker: a RUN's shell text or heredoc body.
 
-    ``line`` and ``column`` are 1-based positions inside the script text given to it.
+    ``shell`` is the dialect (``sh``, ``bash``, ``dash``, ``ksh``); ``defined`` are
+    variable names the Dockerfile sets before the script runs (ARG, ENV), which the
+    checker must not report as unassigned.
+    """
+
+    text: str
+    shell: str = "sh"
+    defined: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ShellComment:
+    """One comment of an external shell checker (shellcheck) on one script.
+
+    ``line`` and ``column`` are 1-based positions inside the script text given to it
+    (tabs count as one column).
     """
 
     code: int
@@ -226,5 +242,7 @@ class ShellComment:
     column: int = 1
 
 
-ShellChecker = Callable[[str], Sequence[ShellComment]]
-"""Checks one POSIX shell script; the runner builds one around the ``shellcheck`` binary."""
+ShellChecker = Callable[[Sequence[ShellScript]], Sequence[Sequence[ShellComment]]]
+"""Checks a batch of scripts at once (all RUNs of one Dockerfile) and returns, for each
+script in order, its comments.  Batching lets the CLI's adapter start one ``shellcheck``
+process per Dockerfile instead of one per RUN."""

@@ -47,6 +47,7 @@ def _range(a: Analysis, node: Node) -> tuple[int, int]:
     """Physical lines that belong to ``node`` (heredoc bodies included)."""
     nodes = a.doc.nodes
     end = len(a.doc.source_lines) or node.span.end_line
+    node = a.triggers.get(node, node)  # a trigger spans the lines of its ONBUILD
     for i, n in enumerate(nodes):
         if n is node and i + 1 < len(nodes):
             end = nodes[i + 1].span.start_line - 1
@@ -104,6 +105,11 @@ def _cmd_hit(a: Analysis, info: RunInfo, cmd: Command, message: str, fix: str,
     assert info.script is not None
     line, col = _pos(a, info.node, cmd.words[0], _nth(info.script.commands, cmd))
     return Hit(info.node, message, fix, line, col, autofix)
+
+
+def _with_triggers(a: Analysis, st: Stage) -> list[Node]:
+    """The instructions of ``st`` in order, each ONBUILD followed by its trigger."""
+    return [n for n in a.instructions if a.stage_of.get(n) == st.index and n is not st.from_node]
 
 
 def _is_apt(c: Command) -> bool:
@@ -240,15 +246,16 @@ def _case_like(template: str, word: str) -> str:
     return template
 
 
-def _keyword_edit(node: Node, new: str) -> Edit:
-    line, col = node.span.start_line, node.span.start_col
+def _keyword_edit(a: Analysis, node: Node, new: str) -> Edit:
+    """Replace ``node``'s keyword (for an ONBUILD trigger, the word after ONBUILD)."""
+    line, col = node.span.start_line, a.keyword_column(node)
     return Edit(line, col, line, col + len(node.keyword), new)
 
 
 @rule("LM201", "unknown-instruction", Severity.ERROR,
       "an instruction the builder does not know (often a typo)")
 def _unknown(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
-    for node in a.doc.nodes:
+    for node in a.instructions:
         if node.keyword.upper() in KNOWN_INSTRUCTIONS:
             continue
         guess = difflib.get_close_matches(node.keyword.upper(), KNOWN_INSTRUCTIONS, 1, 0.6)
@@ -257,7 +264,7 @@ def _unknown(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
             yield Hit(node, f"unknown instruction {node.keyword!r}; did you mean {new!r}?",
                       f"rename it to {new}",
                       autofix=Autofix(f"rename {node.keyword} to {new}",
-                                      (_keyword_edit(node, new),)))
+                                      (_keyword_edit(a, node, new),)))
         else:
             yield Hit(node, f"unknown instruction {node.keyword!r}",
                       "use one of the Dockerfile instructions (FROM, RUN, COPY, …)")
@@ -309,7 +316,7 @@ def _shell_form(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
     for st in a.stages:
         if not st.shipped or st.family == "windows":
             continue
-        for node in st.nodes:
+        for node in _with_triggers(a, st):
             if node.cmd not in ("cmd", "entrypoint") or node.json or not node.args:
                 continue
             text = node.args[0].strip()
@@ -327,7 +334,7 @@ def _shell_form(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
 @rule("LM206", "relative-workdir", Severity.WARNING,
       "WORKDIR with a relative path depends on the previous WORKDIR", hadolint=("DL3000",))
 def _workdir(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
-    for node in a.doc.nodes:
+    for node in a.instructions:
         if node.cmd != "workdir" or not node.args:
             continue
         path = node.args[0].strip().strip("\"'")
@@ -343,7 +350,7 @@ _ARCHIVE = re.compile(r"\.(tar|tgz|tbz2?|txz|tzst|tar\.(gz|bz2|xz|zst|lz4|lzma)|
 @rule("LM207", "add-local-file", Severity.WARNING,
       "ADD of plain local files where COPY says what is meant", hadolint=("DL3020",))
 def _add_local(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
-    for node in a.doc.nodes:
+    for node in a.instructions:
         if node.cmd != "add" or len(node.args) < 2 or node.heredocs:
             continue
         sources = node.args[:-1]
@@ -355,14 +362,14 @@ def _add_local(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
         new = _case_like("COPY", node.keyword)
         yield Hit(node, "ADD copies local files here; it also unpacks archives and fetches "
                   "URLs, which COPY never does", f"use {new}",
-                  autofix=Autofix(f"replace ADD with {new}", (_keyword_edit(node, new),))
+                  autofix=Autofix(f"replace ADD with {new}", (_keyword_edit(a, node, new),))
                   if fixable else None)
 
 
 @rule("LM208", "expose-invalid", Severity.ERROR,
       "EXPOSE with a host mapping or a port out of range", hadolint=("DL3011",))
 def _expose(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
-    for node in a.doc.nodes:
+    for node in a.instructions:
         if node.cmd != "expose":
             continue
         for word in node.args:
@@ -414,11 +421,59 @@ def _consecutive(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
 @rule("LM211", "legacy-key-value", Severity.STYLE,
       "ENV/LABEL in the legacy 'key value' form")
 def _legacy_kv(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
-    for node in a.doc.nodes:
+    for node in a.instructions:
         if node.cmd in ("env", "label") and len(node.args) >= 3 and node.args[2] == "":
             yield Hit(node, f"'{node.keyword} {node.args[0]} value' is the legacy form; it "
                       "cannot set several keys and reads surprisingly with spaces",
                       f"write {node.keyword} {node.args[0]}=\"value\"")
+
+
+def _casing(word: str) -> str:
+    """``upper``, ``lower`` or ``mixed`` (``Run``) for an instruction keyword."""
+    return "upper" if word.isupper() else "lower" if word.islower() else "mixed"
+
+
+@rule("LM212", "inconsistent-casing", Severity.STYLE,
+      "instruction keywords mix upper and lower case")
+def _keyword_casing(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
+    nodes = [n for n in a.instructions if n.keyword.upper() in KNOWN_INSTRUCTIONS]
+    counts = {"upper": 0, "lower": 0}
+    for n in nodes:
+        kind = _casing(n.keyword)
+        if kind in counts:
+            counts[kind] += 1
+    # The majority sets the style; a tie (or only mixed-case words) means upper case,
+    # the convention of the Dockerfile reference.
+    style = "lower" if counts["lower"] > counts["upper"] else "upper"
+    for n in nodes:
+        kind = _casing(n.keyword)
+        if kind == style:
+            continue
+        new = n.keyword.lower() if style == "lower" else n.keyword.upper()
+        what = "mixes upper and lower case" if kind == "mixed" else f"is {kind} case"
+        yield Hit(n, f"{n.keyword} {what} while the file's instructions are {style} case",
+                  f"write {new}", column=a.keyword_column(n),
+                  autofix=Autofix(f"rename {n.keyword} to {new}", (_keyword_edit(a, n, new),)))
+
+
+@rule("LM213", "from-as-casing", Severity.STYLE,
+      "the AS of FROM … AS name is not cased like FROM")
+def _from_as(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
+    for st in a.stages:
+        node = st.from_node
+        if len(node.args) < 3 or node.args[1].lower() != "as":
+            continue
+        word, kw = node.args[1], node.keyword
+        want = "AS" if kw.isupper() else "as" if kw.islower() else None
+        if want is None or word == want:
+            continue
+        found = _find(a, node, r"(?<=\s)" + re.escape(word) + r"(?=\s+" + re.escape(node.args[2])
+                      + r"(?:\s|$))")
+        line, col = (found[0], found[1].start() + 1) if found else (None, None)
+        fix = (Autofix(f"write {want}", (Edit(line, col, line, col + len(word), want),))
+               if line is not None and col is not None else None)
+        yield Hit(node, f"'{kw} … {word} {node.args[2]}': {word!r} is not cased like {kw}",
+                  f"write {kw} … {want} {node.args[2]}", line, col, fix)
 
 
 # --- LM3xx: RUN ----------------------------------------------------------------------
@@ -493,6 +548,8 @@ def _merge_update_fix(a: Analysis, info: RunInfo) -> Autofix | None:
     assert info.script is not None
     if info.node.json or info.node.heredocs or len(info.script.commands) != 1:
         return None
+    if info.node in a.triggers:
+        return None  # the next instruction is not the next thing a trigger runs before
     nodes = a.doc.nodes
     idx = next(i for i, n in enumerate(nodes) if n is info.node)
     if idx + 1 >= len(nodes):
@@ -817,7 +874,7 @@ def _root_last(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
       "USER names an account that is never created and not in the base image")
 def _user_missing(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
     for node, users in a.users_at.items():
-        if users is None:
+        if users is None or node.cmd != "user":
             continue
         text = a.user_text.get(node)
         if not text:
@@ -826,12 +883,39 @@ def _user_missing(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
         if not name or name.isdigit() or "$" in name:
             continue
         if name not in users:
-            st = a.stage(node)
-            base = st.image if st is not None and st.image else "the base image"
-            yield Hit(node, f"user {name!r} is never created in this stage and does not "
-                      f"exist in {base}: the next RUN or the container start fails",
+            yield Hit(node, f"user {name!r} is {_never_created(a, node)}: the next RUN or "
+                      "the container start fails",
                       f"create it first (RUN useradd --create-home {name}, or "
                       f"adduser -D {name} on Alpine) or use a numeric UID")
+
+
+def _never_created(a: Analysis, node: Node) -> str:
+    """"never created in this stage and does not exist in <base>" (trigger-aware)."""
+    st = a.stage(node)
+    base = st.image if st is not None and st.image else "the base image"
+    if node in a.triggers:
+        return f"not created by this image's stage or earlier triggers and not in {base}"
+    return f"never created in this stage and does not exist in {base}"
+
+
+@rule("LM406", "chown-unknown-owner", Severity.ERROR,
+      "COPY/ADD --chown names a user or group that is never created")
+def _chown_unknown(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
+    for node, text in a.chown_text.items():
+        if not text or "$" in text:
+            continue  # an ARG without a value: nothing to judge
+        user, _, group = text.partition(":")
+        checks = (("user", user, a.users_at.get(node)), ("group", group, a.groups_at.get(node)))
+        for kind, name, known in checks:
+            if not name or name.isdigit() or known is None or name in known:
+                continue
+            line, col = _pos(a, node, "--chown")
+            yield Hit(node, f"--chown={text}: {kind} {name!r} is {_never_created(a, node)}, so "
+                      f"{node.keyword} fails", f"create the {kind} in an earlier RUN "
+                      f"({'useradd' if kind == 'user' else 'groupadd'} {name}, or "
+                      f"{'adduser -D' if kind == 'user' else 'addgroup'} {name} on Alpine), "
+                      "or use a numeric id", line, col)
+            break
 
 
 _SECRET_WORDS = frozenset({"password", "passwd", "pwd", "pass", "secret", "token", "apikey",
@@ -866,7 +950,7 @@ def secret_name(name: str) -> bool:
 @rule("LM403", "secret-in-arg-env", Severity.ERROR,
       "a credential in ARG or ENV stays in the image history", hadolint=("DL3064",))
 def _secrets(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
-    for node in a.doc.nodes:
+    for node in a.instructions:
         pairs: list[tuple[str, str]] = []
         if node.cmd == "env":
             pairs = [(node.args[i], node.args[i + 1]) for i in range(0, len(node.args) - 1, 3)]
@@ -893,7 +977,7 @@ _KEY_FILE = re.compile(r"(^|/)(id_(rsa|dsa|ecdsa|ed25519)|[^/]*\.(key|p12|pfx)|\
 @rule("LM404", "copy-secret-file", Severity.ERROR,
       "a private key or credentials file copied into a layer")
 def _secret_files(a: Analysis, opts: LintOptions) -> Iterator[Hit]:
-    for node in a.doc.nodes:
+    for node in a.instructions:
         if node.cmd not in ("copy", "add") or len(node.args) < 2 or node.heredocs:
             continue
         if any(f.startswith("--from=") for f in node.flags):
