@@ -154,6 +154,8 @@ class RegistryClient:
         self._tokens = TokenCache()
         self._challenges: dict[str, Challenge] = {}
         self._lock = threading.RLock()
+        self._token_lock = threading.Lock()
+        self._push = push
         self._timeout = httpx.Timeout(timeout, connect=min(timeout, 15.0))
         self._transport = transport
         self._clients: dict[bool, httpx.Client] = {}
@@ -277,6 +279,14 @@ class RegistryClient:
         cached = self._tokens.get(ch.realm, ch.service, scopes)
         if cached is not None and not offline:
             return cached
+        with self._token_lock:  # one fetch at a time: parallel requests share its token
+            cached = self._tokens.get(ch.realm, ch.service, scopes)
+            if cached is not None and not offline:
+                return cached
+            return self._fetch_token(ep, ch, scopes, offline=offline)
+
+    def _fetch_token(self, ep: Endpoint, ch: Challenge, scopes: tuple[str, ...],
+                     *, offline: bool) -> Token:
         if not ch.realm.startswith(("http://", "https://")):
             raise RegistryError(f"registry {self.registry} named an invalid token realm {ch.realm!r}",
                                 hint="the registry's auth configuration is broken")
@@ -384,6 +394,11 @@ class RegistryClient:
             resp.close()
         raise AssertionError("unreachable")
 
+    def _scope(self, repository: str) -> str:
+        """The scope for reading ``repository``: with push rights on a push client, so
+        reads and writes share one token."""
+        return repository_scope(repository, push=self._push)
+
     def _login_hint(self) -> str:
         return f"log in with: lamina login {self.registry}"
 
@@ -401,7 +416,7 @@ class RegistryClient:
             if has_cred:
                 raise Unauthorized(f"unauthorized: {self.registry} refused the credentials to {what}",
                                    hint=f"log in again with: lamina login {self.registry}")
-            raise Unauthorized(f"unauthorized: authentication required to {what} on {where}",
+            raise Unauthorized(f"unauthorized: authentication required for {where} ({what})",
                                hint=self._login_hint())
         if status == 403:
             raise Denied(f"denied: {self.registry} does not allow you to {what}"
@@ -463,7 +478,7 @@ class RegistryClient:
         what = f"pull {repository}:{reference}" if ":" not in reference else \
             f"pull {repository}@{reference}"
         resp = self._request("GET", f"/v2/{repository}/manifests/{reference}",
-                             scopes=(repository_scope(repository),), what=what,
+                             scopes=(self._scope(repository),), what=what,
                              headers={"Accept": MANIFEST_ACCEPT}, stream=True)
         try:
             if resp.status_code != 200:
@@ -538,7 +553,7 @@ class RegistryClient:
         """``HEAD`` the blob: True if ``repository`` has it."""
         what = f"check blob {digest.short} in {repository}"
         resp = self._request("HEAD", f"/v2/{repository}/blobs/{digest}", what=what,
-                             scopes=(repository_scope(repository),), follow=True)
+                             scopes=(self._scope(repository),), follow=True)
         if resp.status_code == 200:
             return True
         if resp.status_code == 404:
@@ -552,7 +567,7 @@ class RegistryClient:
                                   f"at most {limit} expected here")
         what = f"fetch blob {desc.digest.short} of {repository}"
         resp = self._request("GET", f"/v2/{repository}/blobs/{desc.digest}", what=what,
-                             scopes=(repository_scope(repository),), follow=True, stream=True)
+                             scopes=(self._scope(repository),), follow=True, stream=True)
         try:
             if resp.status_code != 200:
                 self._fail(resp, what, repository=repository)
@@ -633,7 +648,7 @@ class RegistryClient:
             headers["Range"] = f"bytes={writer.offset}-"
         try:
             resp = self._request("GET", f"/v2/{repository}/blobs/{desc.digest}", what=what,
-                                 scopes=(repository_scope(repository),), headers=headers,
+                                 scopes=(self._scope(repository),), headers=headers,
                                  follow=True, stream=True)
         except RegistryError as exc:
             if exc.code == "registry-unreachable":
@@ -655,7 +670,7 @@ class RegistryClient:
             elif writer.offset:
                 writer.truncate()  # the server ignored Range: take the whole blob again
             try:
-                for chunk in resp.iter_raw(_CHUNK):
+                for chunk in resp.iter_raw():
                     writer.write(chunk)
                     if writer.offset > desc.size:
                         writer.abort()

@@ -181,12 +181,14 @@ class _Pusher:
                          ident: str) -> tuple[_Outcome | None, BlobUpload | None]:
         """HEAD, then mounts; returns an outcome, or the upload session a failed mount began."""
         if self.client.blob_exists(self.repo, desc.digest):
-            _say(self.rep, ident, "Layer already exists")
+            if ident:
+                _say(self.rep, ident, "Layer already exists")
             return _Outcome(desc, "existed"), None
         for source in mounts:
             session = self.client.start_upload(self.repo, mount=desc.digest, mount_from=source)
             if session is None:
-                _say(self.rep, ident, f"Mounted from {source}")
+                if ident:
+                    _say(self.rep, ident, f"Mounted from {source}")
                 return _Outcome(desc, "mounted"), None
             return None, session  # the registry started a normal upload instead
         return None, None
@@ -241,9 +243,14 @@ class _Pusher:
 
     def push_config(self, img: ResolvedImage, media_type: str) -> _Outcome:
         desc = Descriptor.of(media_type, img.config_bytes)
-        if self.client.blob_exists(self.repo, desc.digest):
-            return _Outcome(desc, "existed")
-        session = self.client.start_upload(self.repo)
+        mounts: tuple[str, ...] = ()
+        if self.options.mount:
+            mounts = tuple(r for r in self.history.locations(desc.digest, self.ref.domain)
+                           if r != self.repo)[:3]
+        outcome, session = self._exists_or_mount(desc, mounts, "")
+        if outcome is not None:
+            return outcome
+        session = session or self.client.start_upload(self.repo)
         assert session is not None
         session.finish(desc.digest, img.config_bytes, size=desc.size)
         return _Outcome(desc, "pushed")
