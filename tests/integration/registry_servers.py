@@ -69,7 +69,7 @@ class DistributionRegistry:
             except OSError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"docker-registry did not start: see {root / 'registry.log'}")
+                    raise RuntimeError(f"docker-registry did not start: see {root}/registry.log") from None
                 time.sleep(0.05)
 
     def stop(self) -> None:
