@@ -183,8 +183,9 @@ class ContextIndex:
         resolved = self._follow(entry, src) if entry.kind is EntryKind.SYMLINK else entry
         if resolved.kind is EntryKind.DIR:
             subtree = self.subtree(resolved.path)
-            if ex is not None:
-                subtree = tuple(e for e in subtree if not ex.matches(e.path))
+            if ex is not None:  # --exclude patterns are relative to the source directory
+                cut = len(resolved.path) + 1
+                subtree = tuple(e for e in subtree if not ex.matches(e.path[cut:]))
             return Selected(name, resolved, subtree, True, parents_path)
         return Selected(name, resolved, (), False, parents_path)
 
