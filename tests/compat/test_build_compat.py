@@ -347,7 +347,7 @@ COPY --parents app/sub/x.txt /par/
 """,
         "app/a.txt": "a\n", "app/b.tmp": "tmp\n", "app/sub/x.txt": "x\n",
     })
-    tree, cfg = lamina_build(store, ctx, "lamina-compat-new:1")
+    tree, _ = lamina_build(store, ctx, "lamina-compat-new:1")
     assert tree["greeting.txt"][1] == 0o644
     data = {p: v for p, v in tree.items()}
     assert data["greeting.txt"][5] == hashlib.sha256(b"hello world\n").hexdigest()
