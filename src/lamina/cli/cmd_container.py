@@ -9,6 +9,7 @@ prints the names it was given.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -164,27 +165,61 @@ def _as_engine_error(exc: Exception) -> None:
         exc.exit_status = 125
 
 
+#: Run foreground containers under a monitor too (logs, OOM detection) -- off until the
+#: monitor's ``await_attach`` start reliably keeps the first output for its client.
+_MONITORED_FOREGROUND = False
+
+
 def _run_foreground(store: ContainerStore, c: Container) -> int:
+    """Run ``c`` attached to this terminal; return its exit status.
+
+    The container runs straight under the OCI runtime with this process's stdio (the
+    fast path, a few milliseconds over the runtime itself).  With published ports it is
+    started under its monitor (which forwards them) and attached to.
+    """
     from lamina.errors import InvalidArgument
     from lamina.runtime import DEVNULL, INHERIT, Stdio
 
-    if c.spec.tty and not sys.stdin.isatty():
-        if c.spec.auto_remove:
-            store.remove(c.id, force=True, volumes=True)
+    if c.spec.tty and c.spec.open_stdin and not sys.stdin.isatty():
         raise InvalidArgument("the input device is not a TTY",
                               hint="run from a terminal, or drop -t")
-    stdin = INHERIT if c.spec.open_stdin or c.spec.tty else DEVNULL
-    return store.run(c, Stdio(stdin, INHERIT, INHERIT))
+    if not c.spec.ports and not c.spec.publish_all and not _MONITORED_FOREGROUND:
+        stdin = INHERIT if c.spec.open_stdin else DEVNULL
+        return store.run(c, Stdio(stdin, INHERIT, INHERIT),
+                         terminal=c.spec.tty and sys.stdin.isatty())
+    from lamina.containers import detached
+    from lamina.runtime.attach import DETACHED, attach
+
+    handle = detached.start(store, c, await_attach=True)
+    code = attach(handle.attach_socket, sys.stdin.buffer if c.spec.open_stdin else None,
+                  sys.stdout.buffer, sys.stderr.buffer, tty=c.spec.tty)
+    if code == DETACHED:
+        return 0
+    store.get(c.id)  # record the exit (the monitor's reap may still be on its way)
+    return code
+
+
+def _start_or_remove(store: ContainerStore, c: Container, start: Any) -> Any:
+    """Start ``c``; if that fails for any reason but its command, remove it again."""
+    from lamina.errors import OCIRuntimeError
+
+    try:
+        return start()
+    except OCIRuntimeError:
+        raise
+    except BaseException:
+        from lamina.errors import NotFound
+
+        try:
+            store.remove(c.id, force=True, volumes=True)  # no half-made container
+        except NotFound:
+            pass
+        raise
 
 
 def _start_detached(store: ContainerStore, c: Container) -> None:
-    from lamina.errors import NotSupported
+    from lamina.containers import detached
 
-    try:
-        from lamina.containers import detached
-    except ImportError:  # pragma: no cover - until the monitor library lands
-        raise NotSupported("detached containers need lamina.runtime.monitor",
-                           hint="run in the foreground (without -d)") from None
     detached.start(store, c)
 
 
@@ -202,10 +237,10 @@ def run_cmd(ctx: click.Context, /, detach: bool, image: str, args: tuple[str, ..
         store = _store(ctx)
         c = store.create(spec, name=o["name"])
         if detach:
-            _start_detached(store, c)
+            _start_or_remove(store, c, lambda: _start_detached(store, c))
             click.echo(c.id)
             return
-        code = _run_foreground(store, c)
+        code = _start_or_remove(store, c, lambda: _run_foreground(store, c))
     except Exception as exc:
         _as_engine_error(exc)
         raise
@@ -239,19 +274,19 @@ def create_cmd(ctx: click.Context, /, image: str, args: tuple[str, ...], **o: An
 def start_cmd(ctx: click.Context, attach: bool, interactive: bool,
               containers: tuple[str, ...]) -> None:
     """Start one or more stopped containers."""
-    from lamina.runtime import DEVNULL, INHERIT, Stdio
-
     store = _store(ctx)
     if attach or interactive:
-        if len(containers) > 1:
-            from lamina.errors import InvalidArgument
+        from lamina.errors import InvalidArgument
 
+        if len(containers) > 1:
             raise InvalidArgument("you cannot start and attach multiple containers at once",
                                   hint="start them one by one")
         c = store.get(containers[0])
-        stdin = INHERIT if interactive else DEVNULL
-        ctx.exit(store.run(c, Stdio(stdin, INHERIT, INHERIT),
-                           terminal=c.spec.tty and sys.stdin.isatty()))
+        if interactive and not c.spec.open_stdin:
+            from dataclasses import replace
+
+            c = replace(c, spec=replace(c.spec, open_stdin=True))
+        ctx.exit(_run_foreground(store, c))
     failed = False
     for name in containers:
         try:
@@ -505,16 +540,12 @@ def port_text(c: Container) -> str:
 
 
 def published_ports(c: Container) -> list[Any]:
-    """The ports a running container publishes, as the monitor bound them."""
-    path = c.state_dir / "ports.json"
-    try:
-        docs = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return list(c.spec.ports)
-    from lamina.containers.spec import PortSpec
+    """The ports a running container publishes, as its monitor bound them."""
+    from lamina.runtime.monitor import read_state
 
-    return [PortSpec(d["container_port"], d.get("proto", "tcp"), d.get("host_ip", ""),
-                     d["host_port"]) for d in docs]
+    if not (c.state_dir / "spec.json").exists():
+        return []
+    return list(read_state(c.state_dir).ports)
 
 
 def _ps_row(store: ContainerStore, c: Container, no_trunc: bool) -> dict[str, Any]:
@@ -677,7 +708,7 @@ def inspect_container(store: ContainerStore, c: Container) -> dict[str, Any]:
     live_ports: dict[str, list[dict[str, str]] | None] = {}
     if s.running:
         for p in published_ports(c):
-            live_ports.setdefault(p.key, []).append(  # type: ignore[union-attr]
+            live_ports.setdefault(f"{p.container_port}/{p.proto}", []).append(  # type: ignore[union-attr]
                 {"HostIp": p.host_ip or "0.0.0.0", "HostPort": str(p.host_port)})
     mounts = []
     by_target = {d: v for v, d in store.table.volumes_of(c.id)}
@@ -745,6 +776,280 @@ def inspect_container(store: ContainerStore, c: Container) -> dict[str, Any]:
         "Config": store.container_config(c, image),
         "NetworkSettings": {"Ports": live_ports},
     }
+
+
+# --- logs / exec / attach / top / stats / port ------------------------------------------------
+
+
+def _since(text: str | None) -> float | None:
+    """``--since``: a duration before now (``10m``, ``1h30m``, ``45s``) or a timestamp."""
+    import re
+
+    from lamina.errors import InvalidArgument
+
+    if text is None:
+        return None
+    if re.fullmatch(r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+", text):
+        units = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+        total = sum(float(n) * units[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)(ns|us|ms|s|m|h)",
+                                                                  text))
+        return time.time() - total
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidArgument(f"invalid value for \"since\": {text}",
+                              hint="use a duration (10m) or a time (2024-05-01T10:00:00Z)") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=UTC)
+    return dt.timestamp()
+
+
+@click.command("logs", context_settings=_NO_H)
+@click.option("-f", "--follow", is_flag=True, help="Follow log output.")
+@click.option("-n", "--tail", default="all", help="Lines from the end (default all).")
+@click.option("-t", "--timestamps", is_flag=True, help="Show timestamps.")
+@click.option("--since", default=None, help="Since a time or a duration before now (10m).")
+@click.argument("container")
+@click.pass_context
+def logs_cmd(ctx: click.Context, follow: bool, tail: str, timestamps: bool, since: str | None,
+             container: str) -> None:
+    """Fetch the logs of a container."""
+    from lamina.errors import InvalidArgument
+    from lamina.runtime.logfile import read_logs
+
+    store = _store(ctx)
+    c = store.get(container)
+    if tail == "all":
+        count = None
+    elif tail.lstrip("-").isdigit():
+        count = int(tail) if int(tail) >= 0 else None
+    else:
+        raise InvalidArgument(f"invalid value for --tail: {tail}", hint="a number, or all")
+    if not c.log_path.exists() and not c.state.running:
+        return
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for line in read_logs(c.log_path, follow=follow, tail=count, since=_since(since),
+                          timestamps=timestamps,
+                          state_dir=c.state_dir if follow and c.state.running else None):
+        stream = err if line.stream == "stderr" else out
+        stream.write(line.text.encode() if isinstance(line.text, str) else line.text)
+        stream.flush()
+
+
+@click.command("exec", context_settings=_PASS)
+@click.option("-d", "--detach", is_flag=True, help="Run the command in the background.")
+@click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open.")
+@click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY.")
+@click.option("-e", "--env", "env", multiple=True, help="Set a variable (K=V).")
+@click.option("-u", "--user", default="", help="USER[:GROUP].")
+@click.option("-w", "--workdir", default="", help="Working directory inside.")
+@click.option("--privileged", is_flag=True, help="Accepted for compatibility.")
+@click.argument("container")
+@click.argument("args", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.pass_context
+def exec_cmd(ctx: click.Context, /, detach: bool, interactive: bool, tty: bool,
+             env: tuple[str, ...], user: str, workdir: str, privileged: bool, container: str,
+             args: tuple[str, ...]) -> None:
+    """Run a command in a running container; exit with its status."""
+    from lamina.containers.spec import parse_env
+    from lamina.errors import Conflict, InvalidArgument
+    from lamina.runtime.attach import ExecSpec, exec_in
+
+    store = _store(ctx)
+    c = store.get(container)
+    if not c.state.running:
+        raise Conflict(f"Container {c.id} is not running", hint="start it first")
+    if tty and interactive and not sys.stdin.isatty():
+        raise InvalidArgument("the input device is not a TTY", hint="drop -t, or use a terminal")
+    if workdir and not workdir.startswith("/"):
+        raise InvalidArgument(f"the working directory '{workdir}' is invalid, it needs to be "
+                              "an absolute path", hint="use a path starting with /")
+    spec = ExecSpec(args=args, env=parse_env(env), cwd=workdir, user=user, tty=tty)
+    if detach:
+        import subprocess
+
+        argv = [sys.executable, "-m", "lamina", "--root", ctx.obj["root"], "exec"]
+        for item in spec.env:
+            argv += ["-e", item]
+        if user:
+            argv += ["-u", user]
+        if workdir:
+            argv += ["-w", workdir]
+        subprocess.Popen([*argv, c.id, *args], stdin=subprocess.DEVNULL,
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+        return
+    try:
+        code = exec_in(c.id, store._runtime(c), spec,
+                       stdin=sys.stdin.buffer if interactive else None,
+                       stdout=sys.stdout.buffer, stderr=sys.stderr.buffer)
+    except Exception as exc:
+        _as_engine_error(exc)
+        raise
+    ctx.exit(code)
+
+
+@click.command("attach", context_settings=_NO_H)
+@click.option("--no-stdin", is_flag=True, help="Do not attach STDIN.")
+@click.option("--sig-proxy", default=True, type=bool, help="Proxy signals to the process.")
+@click.option("--detach-keys", default=None, help="Keys to detach (default ctrl-p,ctrl-q).")
+@click.argument("container")
+@click.pass_context
+def attach_cmd(ctx: click.Context, no_stdin: bool, sig_proxy: bool, detach_keys: str | None,
+               container: str) -> None:
+    """Attach to a running container's input and output."""
+    from lamina.errors import Conflict
+    from lamina.runtime.attach import DETACHED, attach
+
+    store = _store(ctx)
+    c = store.get(container)
+    if not c.state.running:
+        raise Conflict("You cannot attach to a stopped container, start it first",
+                       hint="lamina start -a " + c.name)
+    code = attach(c.state_dir / "attach.sock", None if no_stdin else sys.stdin.buffer,
+                  sys.stdout.buffer, sys.stderr.buffer, tty=c.spec.tty, detach_keys=detach_keys, sig_proxy=sig_proxy)
+    if code != DETACHED:
+        store.get(c.id)  # record the exit
+        ctx.exit(code)
+
+
+def _container_pid(store: ContainerStore, c: Container) -> int:
+    from lamina.errors import Conflict
+
+    if c.state.running:
+        pid = store._runtime(c).state(c.id).pid
+        if pid > 0:
+            return pid
+    raise Conflict(f"Container {c.id} is not running", hint="start it first")
+
+
+@click.command("top", context_settings=_PASS)
+@click.argument("container")
+@click.argument("ps_args", nargs=-1, type=click.UNPROCESSED)
+@click.pass_context
+def top_cmd(ctx: click.Context, container: str, ps_args: tuple[str, ...]) -> None:
+    """Display the running processes of a container (ps -ef columns)."""
+    from lamina.cli._format import render_table
+    from lamina.runtime.stats import ProcessRow, top
+
+    store = _store(ctx)
+    rows = top(_container_pid(store, store.get(container)))
+    click.echo(render_table(list(ProcessRow.titles()), [list(r.as_row()) for r in rows]),
+               nl=False)
+
+
+@click.command("stats", context_settings=_NO_H)
+@click.option("-a", "--all", "show_all", is_flag=True, help="Show all containers.")
+@click.option("--no-stream", is_flag=True, help="Print one sample and exit.")
+@click.option("--no-trunc", is_flag=True, help="Do not truncate output.")
+@click.option("--format", "fmt", default=None, help="Format with a Go template.")
+@click.argument("containers", nargs=-1)
+@click.pass_context
+def stats_cmd(ctx: click.Context, show_all: bool, no_stream: bool, no_trunc: bool,
+              fmt: str | None, containers: tuple[str, ...]) -> None:
+    """Display containers' resource usage (CPU, memory, processes)."""
+    from lamina.cli._format import render_table, render_template
+    from lamina.runtime.stats import read_stats
+
+    store = _store(ctx)
+    items = [store.get(n) for n in containers] if containers else [
+        c for c in store.all() if show_all or c.state.running]
+
+    def sample() -> dict[str, Any]:
+        out = {}
+        for c in items:
+            if c.state.running:
+                try:
+                    out[c.id] = read_stats(c.cgroups_path)
+                except Exception:
+                    continue
+        return out
+
+    while True:
+        t0, first = time.monotonic(), sample()
+        time.sleep(0.5)
+        dt, second = time.monotonic() - t0, sample()
+        rows = []
+        for c in items:
+            s = second.get(c.id)
+            a = first.get(c.id)
+            cpu = mem_pct = 0.0
+            usage = limit = pids = 0
+            if s is not None:
+                usage, limit, pids = s.memory_usage, s.memory_limit, s.pids
+                if a is not None:
+                    cpu = (s.cpu_usage_ns - a.cpu_usage_ns) / (dt * 1e9) * 100
+                mem_pct = usage / limit * 100 if limit else 0.0
+            rows.append({
+                "Container": c.id if no_trunc else c.id[:12], "ID": c.id[:12], "Name": c.name,
+                "CPUPerc": f"{cpu:.2f}%", "MemUsage": f"{_binary(usage)} / {_binary(limit)}",
+                "MemPerc": f"{mem_pct:.2f}%", "NetIO": "0B / 0B", "BlockIO": "0B / 0B",
+                "PIDs": str(pids)})
+        if fmt:
+            for r in rows:
+                click.echo(render_template(fmt, r))
+        else:
+            cols = [("CONTAINER ID", "Container"), ("NAME", "Name"), ("CPU %", "CPUPerc"),
+                    ("MEM USAGE / LIMIT", "MemUsage"), ("MEM %", "MemPerc"),
+                    ("NET I/O", "NetIO"), ("BLOCK I/O", "BlockIO"), ("PIDS", "PIDs")]
+            click.echo(render_table([h for h, _ in cols], [[r[k] for _, k in cols]
+                                                          for r in rows]), nl=False)
+        if no_stream:
+            return
+        items = [store.get(c.id) for c in items]
+
+
+def _binary(n: float) -> str:
+    """A size with binary units, as ``docker stats`` prints it: ``1.5MiB``."""
+    units = ["B", "KiB", "MiB", "GiB", "TiB"]
+    i = 0
+    while n >= 1024 and i < len(units) - 1:
+        n /= 1024
+        i += 1
+    return f"{n:.4g}{units[i]}" if i else f"{int(n)}B"
+
+
+@click.command("port", context_settings=_NO_H)
+@click.argument("container")
+@click.argument("private", required=False)
+@click.pass_context
+def port_cmd(ctx: click.Context, container: str, private: str | None) -> None:
+    """List port mappings of a container (or the one of PRIVATE_PORT[/PROTO])."""
+    from lamina.errors import NotFound
+
+    store = _store(ctx)
+    c = store.get(container)
+    ports = published_ports(c) if c.state.running else []
+    want = None
+    if private:
+        port, _, proto = private.partition("/")
+        want = (int(port), proto or "tcp")
+    found = False
+    for p in ports:
+        if want and (p.container_port, p.proto) != want:
+            continue
+        found = True
+        host = f"[{p.host_ip}]" if ":" in p.host_ip else (p.host_ip or "0.0.0.0")
+        line = f"{host}:{p.host_port}"
+        click.echo(line if want else f"{p.container_port}/{p.proto} -> {line}")
+    if want and not found:
+        raise NotFound(f"No public port '{want[0]}/{want[1]}' published for {container}",
+                       hint="see `lamina port " + container + "`")
+
+
+@click.command("reap", hidden=True, context_settings=_NO_H)
+@click.argument("container")
+@click.pass_context
+def reap_cmd(ctx: click.Context, container: str) -> None:
+    """Record a container's exit (run by its monitor when the container ended)."""
+    from lamina.errors import NotFound
+
+    with contextlib.suppress(NotFound):
+        _store(ctx).get(container)
 
 
 # --- the container group -------------------------------------------------------------------
@@ -821,10 +1126,17 @@ commands: dict[str, click.Command] = {
     "export": export_cmd,
     "cp": cp_cmd,
     "ps": ps_cmd,
+    "logs": logs_cmd,
+    "exec": exec_cmd,
+    "attach": attach_cmd,
+    "top": top_cmd,
+    "stats": stats_cmd,
+    "port": port_cmd,
     "container": container_group,
 }
 
 for _name, _cmd in (*commands.items(), ("ls", ps_cmd), ("list", ps_cmd),
-                    ("inspect", container_inspect_cmd), ("prune", container_prune_cmd)):
+                    ("inspect", container_inspect_cmd), ("prune", container_prune_cmd),
+                    ("reap", reap_cmd)):
     if _name != "container":
         container_group.add_command(_cmd, _name)

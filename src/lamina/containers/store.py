@@ -468,6 +468,7 @@ class ContainerStore:
             raise Conflict(f"container {c.name} is already running",
                            hint="stop it first, or attach to it")
         with self._watch(c):
+            shutil.rmtree(c.state_dir, ignore_errors=True)  # a monitor's files of an earlier run
             started = replace(c.state, status="running", pid=0, started_at=_now(),
                               exit_code=0, error="", oom_killed=False)
             try:
@@ -512,25 +513,26 @@ class ContainerStore:
 
     def reconcile(self, c: Container) -> Container:
         """Make a ``running`` row agree with reality (see the module docstring)."""
-        if not c.state.running:
+        if not c.state.running or self._watched(c):
             return c
-        exit_file = c.state_dir / "exit.json"
-        if exit_file.exists():
-            try:
-                doc = json.loads(exit_file.read_text())
-                finished = doc.get("finished_at")
-                self._record_exit(
-                    c, c.state, int(doc.get("exit_code", UNKNOWN_EXIT)),
-                    oom_killed=bool(doc.get("oom_killed", False)),
-                    finished_at=datetime.fromisoformat(finished.replace("Z", "+00:00"))
-                    if isinstance(finished, str) and finished else None)
-            except (ValueError, OSError):
-                pass
+        if (c.state_dir / "spec.json").exists():  # last started under a monitor
+            from lamina.runtime.logfile import parse_time
+            from lamina.runtime.monitor import read_state
+
+            ms = read_state(c.state_dir)
+            if ms.status == "exited":
+                finished = None
+                with contextlib.suppress(LaminaError, ValueError):
+                    finished = datetime.fromtimestamp(parse_time(ms.finished_at) / 1e9, UTC)
+                code = UNKNOWN_EXIT if ms.exit_code is None or ms.exit_code < 0 else ms.exit_code
+                self._record_exit(c, c.state, code, oom_killed=ms.oom_killed,
+                                  finished_at=finished)
+            elif ms.status == "dead":
+                self._record_exit(c, c.state, UNKNOWN_EXIT)
             else:
-                return self._reread(c)
-        if self._watched(c) or self._monitor_alive(c):
-            return c
-        try:
+                return c
+            return self._reread(c)
+        try:  # a foreground container whose lamina process died
             status = self._runtime(c).state(c.id).status
         except ContainerNotFound:
             status = "stopped"
@@ -546,19 +548,6 @@ class ContainerStore:
     def _reread(self, c: Container) -> Container:
         record = self.table.find(c.id)
         return self._wrap(record) if record is not None else c
-
-    def _monitor_alive(self, c: Container) -> bool:
-        try:
-            pid = int((c.state_dir / "monitor.pid").read_text().strip())
-        except (OSError, ValueError):
-            return False
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
 
     # --- stopping -------------------------------------------------------------------
 
