@@ -79,6 +79,7 @@ from .ports import PortInUse, PortMapping
 
 if TYPE_CHECKING:
     import asyncio
+    import socket
 
     from .logfile import LogWriter
     from .ports import BoundPort, NetnsSockets, PortForwarder
@@ -645,6 +646,7 @@ class _Monitor:
         self.backlog_size = 0
         self.exit_code: int | None = None
         self.log: LogWriter | None = None
+        self.attach_sock: socket.socket | None = None
         self.netns: NetnsSockets | None = None
         self.forwarder: PortForwarder | None = None
 
@@ -717,11 +719,14 @@ class _Monitor:
         return 0
 
     def _start(self) -> None:
+        import socket
+
         from lamina import _linux
 
         from .bundle import read_bundle
+        from .logfile import LogWriter
         from .ports import bind_ports
-        from .pty import ConsoleSocket
+        from .pty import ConsoleSocket, bind_unix
 
         spec = self.spec
         self.rt = rt = spec.oci_runtime()
@@ -737,6 +742,20 @@ class _Monitor:
         if spec.ports and not own_net:
             self.note("host network: published ports are ignored")
         self.bound = bind_ports(spec.ports if own_net else ())
+        try:
+            self.log = LogWriter(spec.log_path)
+        except OSError as exc:
+            raise RuntimeFailure(
+                f"cannot open the log {spec.log_path}: {exc.strerror}", hint=""
+            ) from exc
+        # the attach socket exists before the start is reported: clients may come at once
+        sock_path = self.state_dir / ATTACH_SOCKET
+        with contextlib.suppress(FileNotFoundError):
+            sock_path.unlink()
+        self.attach_sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        bind_unix(self.attach_sock, sock_path)
+        os.chmod(sock_path, 0o600)
+        self.attach_sock.listen(16)
         _linux.set_child_subreaper()
 
         log = self.state_dir / RUNTIME_LOG
@@ -843,6 +862,12 @@ class _Monitor:
                 self.rt.delete(self.spec.container_id, force=True)
         for b in self.bound:
             b.sock.close()
+        if self.log is not None:
+            self.log.close()
+        if self.attach_sock is not None:
+            self.attach_sock.close()
+            with contextlib.suppress(FileNotFoundError):
+                (self.state_dir / ATTACH_SOCKET).unlink()
         for fd in [*self.outputs, self.stdin_w, self.pidfd]:
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -855,13 +880,8 @@ class _Monitor:
 
     async def _serve(self) -> None:
         import asyncio
-        import socket
-
-        from .logfile import LogWriter
-        from .pty import bind_unix
 
         loop = asyncio.get_running_loop()
-        self.log = LogWriter(self.spec.log_path)
         exited: asyncio.Future[int] = loop.create_future()
         loop.add_reader(self.pidfd, self._on_exit, exited)
         eofs: list[asyncio.Future[None]] = []
@@ -876,12 +896,7 @@ class _Monitor:
         self.first_client = asyncio.Event()
 
         sock_path = self.state_dir / ATTACH_SOCKET
-        with contextlib.suppress(FileNotFoundError):
-            sock_path.unlink()
-        lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
-        bind_unix(lsock, sock_path)
-        os.chmod(sock_path, 0o600)
-        server = await asyncio.start_unix_server(self._serve_client, sock=lsock)
+        server = await asyncio.start_unix_server(self._serve_client, sock=self.attach_sock)
 
         if self.bound:
             from .ports import NetnsSockets, PortForwarder
@@ -895,6 +910,7 @@ class _Monitor:
             await asyncio.wait(eofs, timeout=DRAIN_TIMEOUT)
         for fd in list(self.outputs):
             self._close_output(fd)
+        assert self.log is not None
         self.log.close()
         await self._record_exit(code)
 
