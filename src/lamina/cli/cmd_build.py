@@ -97,7 +97,7 @@ def _context_from_stdin(store: ImageStore) -> Path:
     from lamina.layer import apply_layer
 
     dest = store.tmp / f"build-context-{uuid.uuid4().hex[:12]}"
-    apply_layer(sys.stdin.buffer, dest, same_owner=False)  # type: ignore[arg-type]
+    apply_layer(sys.stdin.buffer, dest, same_owner=False)
     return dest
 
 
