@@ -141,11 +141,12 @@ def parse_www_authenticate(header: str) -> list[Challenge]:
             if k < n and header[k] == '"':
                 value, i = _read_quoted(header, k)
             else:
-                value, i = _read_token(header, k)
-                # token68 (``Basic abc==``) values may end in '='
-                while i < n and header[i] == "=":
-                    value += "="
-                    i += 1
+                # a bare value: be lenient (servers send URLs unquoted) and take
+                # everything up to the next comma or space
+                start = k
+                while k < n and header[k] not in ", \t":
+                    k += 1
+                value, i = header[start:k], k
             params[word.lower()] = value
             continue
         if scheme is not None:
