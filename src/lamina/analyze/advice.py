@@ -4,18 +4,24 @@ The rules look only at what analysis saw -- surviving files and unreachable copi
 and at the ``created_by`` of the steps involved; they never guess from a Dockerfile.
 Only your layers are judged (not the base image's, which you cannot change here).
 
-=====================  ==========================================================  ========
-practice               what is seen                                                hadolint
-=====================  ==========================================================  ========
-apt-lists-cleanup      files under ``/var/lib/apt/lists`` left in the image        DL3009
+=====================  ==========================================  ======  ===============
+practice               what is seen                                lint    hadolint
+=====================  ==========================================  ======  ===============
+apt-lists-cleanup      files under ``/var/lib/apt/lists``          LM306   DL3009
 apt-cache-cleanup      ``.deb`` files etc. under ``/var/cache/apt``
-apk-no-cache           files under ``/var/cache/apk``                              DL3019
-pip-no-cache-dir       files under ``/root/.cache/pip``                            DL3042
-cleanup-in-same-run    files written by one step and deleted by a later ``RUN``
-copy-with-chmod        a file copied, then ``chmod``/``chown``-ed in a later step
-=====================  ==========================================================  ========
+apk-no-cache           files under ``/var/cache/apk``              LM308   DL3019
+pip-no-cache-dir       files under ``/root/.cache/pip``            LM307   DL3042
+rpm-cache              files under ``/var/cache/dnf``, ``yum``,    LM309   DL3040, DL3032,
+                       ``zypp``                                            DL3036
+cleanup-in-same-run    files written by one step and deleted by a
+                       later ``RUN``
+copy-with-chmod        a file copied, then ``chmod``/``chown``-ed
+                       in a later step
+=====================  ==========================================  ======  ===============
 
-The practice slugs are the names the Dockerfile linter uses for the same habits.
+``related_rules`` of an advice lists the ``lamina lint`` rule that catches the same
+habit in the Dockerfile first (``LM306`` …, see docs/lint/index.md), then the hadolint
+codes; an advice that no Dockerfile rule can foresee has none.
 """
 
 from __future__ import annotations
@@ -45,13 +51,21 @@ class CacheRule:
 CACHE_RULES: tuple[CacheRule, ...] = (
     CacheRule("/var/lib/apt/lists/", "apt-lists-cleanup", "apt package lists left in the image",
               "add `&& rm -rf /var/lib/apt/lists/*` to the RUN that runs `apt-get update`",
-              ("DL3009",)),
+              ("LM306", "DL3009")),
     CacheRule("/var/cache/apt/", "apt-cache-cleanup", "apt's package cache left in the image",
               "run `apt-get clean` in the same RUN as `apt-get install` (or use a cache mount)"),
     CacheRule("/var/cache/apk/", "apk-no-cache", "apk's package cache left in the image",
-              "use `apk add --no-cache` instead of `apk update`/`apk add`", ("DL3019",)),
+              "use `apk add --no-cache` instead of `apk update`/`apk add`", ("LM308", "DL3019")),
     CacheRule("/root/.cache/pip/", "pip-no-cache-dir", "pip's download cache left in the image",
-              "use `pip install --no-cache-dir` (or a cache mount)", ("DL3042",)),
+              "use `pip install --no-cache-dir` (or a cache mount)", ("LM307", "DL3042")),
+    CacheRule("/var/cache/dnf/", "rpm-cache", "dnf's package cache left in the image",
+              "end the RUN that installs with `&& dnf clean all` (or use a cache mount)",
+              ("LM309", "DL3040")),
+    CacheRule("/var/cache/yum/", "rpm-cache", "yum's package cache left in the image",
+              "end the RUN that installs with `&& yum clean all` (or use a cache mount)",
+              ("LM309", "DL3032")),
+    CacheRule("/var/cache/zypp/", "rpm-cache", "zypper's package cache left in the image",
+              "end the RUN that installs with `&& zypper clean --all`", ("LM309", "DL3036")),
 )
 
 _SAMPLE = 5

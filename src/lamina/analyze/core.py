@@ -34,6 +34,7 @@ from lamina.analyze.model import (
     WastedPath,
 )
 from lamina.analyze.source import ImageSource
+from lamina.analyze.verify import open_layer_checked
 from lamina.errors import InvalidManifest
 
 __all__ = ["AnalyzeOptions", "ImageConfigInfo", "analyze", "parse_config", "shared_chain"]
@@ -44,11 +45,15 @@ class AnalyzeOptions:
     """Knobs of :func:`analyze`.
 
     ``top`` caps :attr:`Analysis.top_wasted`; ``advice_min_bytes`` is the smallest waste
-    worth an advice (see :mod:`lamina.analyze.advice`).
+    worth an advice (see :mod:`lamina.analyze.advice`).  ``verify_digests`` checks each
+    layer against the digests its source names while it is read (see
+    :mod:`lamina.analyze.verify`); turning it off lets a plain in-place archive skip
+    file contents instead of reading them.
     """
 
     top: int = 20
     advice_min_bytes: int = 1 << 20
+    verify_digests: bool = True
 
 
 @dataclass(frozen=True)
@@ -155,14 +160,18 @@ def analyze(
     merger = LayerMerger()
     totals = []
     for blob in blobs:
-        with source.open_layer(blob) as stream:
-            name = f"{source.description} layer {blob.index}"
-            totals.append(merger.apply(blob.index, iter_entries(stream, name)))
+        name = f"{source.description} layer {blob.index}"
+        diff_id = config.diff_ids[blob.index] if config.diff_ids else ""
+        with open_layer_checked(source, blob, name, diff_id,
+                                verify=opts.verify_digests) as layer:
+            totals.append(merger.apply(blob.index, iter_entries(layer.stream, name)))
+            layer.finish()
 
     digests: dict[tuple[int, int], bytes] = {}
     for index, ranges in sorted(merger.hash_requests().items()):
-        with source.open_layer(blobs[index]) as stream:
-            for offset, digest in hash_members(stream, ranges).items():
+        name = f"{source.description} layer {index}"
+        with open_layer_checked(source, blobs[index], name, "", verify=False) as layer:
+            for offset, digest in hash_members(layer.stream, ranges).items():
                 digests[(index, offset)] = digest
     changes, wasted = settle(merger, digests)
     wasted.sort(key=lambda w: (-w.size, w.path, w.layer))

@@ -158,7 +158,7 @@ def render_html(analysis: Analysis, ci: tuple[CiResult, ...] | list[CiResult] = 
     if a.advice:
         o.append("<h2>Advice</h2><ul>")
         for v in a.advice:
-            rules = f" (hadolint {escape(', '.join(v.related_rules))})" if v.related_rules else ""
+            rules = f" (lint: {escape(', '.join(v.related_rules))})" if v.related_rules else ""
             o.append(f"<li><b>{escape(v.practice)}</b>{rules}: {escape(v.message)}</li>")
         o.append("</ul>")
 

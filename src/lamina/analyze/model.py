@@ -164,9 +164,9 @@ class LayerReport:
 class Advice:
     """A fix the layers make visible.
 
-    ``practice`` is a stable slug naming the Dockerfile practice (the linter's rules
-    use the same names); ``related_rules`` names hadolint's rule for it, when one
-    exists.  ``bytes`` is what following the advice would save.
+    ``practice`` is a stable slug naming the Dockerfile practice; ``related_rules``
+    names the ``lamina lint`` rule that catches it in a Dockerfile (``LM306``), then
+    hadolint's codes, when they exist.  ``bytes`` is what following the advice would save.
     """
 
     practice: str

@@ -67,7 +67,7 @@ def render_text(analysis: Analysis, ci: Sequence[CiResult] = (), width: int = 10
     if a.advice:
         lines += ["", "Advice:"]
         for adv in a.advice:
-            rules = f" (hadolint {', '.join(adv.related_rules)})" if adv.related_rules else ""
+            rules = f" (lint: {', '.join(adv.related_rules)})" if adv.related_rules else ""
             lines.append(f"  - [{adv.practice}] {adv.title}{rules}: {adv.message}")
     if a.notes:
         lines += ["", "Notes:"] + [f"  - {n}" for n in a.notes]

@@ -19,7 +19,9 @@ without extracting anything to disk:
 
 Both open the outer archive once with :mod:`tarfile` to learn where each member's
 bytes lie, then read a layer by ``os.pread`` on those byte ranges: random access,
-thread-safe, nothing copied.  A layer's compression is detected from its first bytes
+thread-safe, nothing copied.  An archive that is itself compressed (``docker save |
+gzip``; gzip, zstd, xz or bzip2, told by its first bytes) is first inflated once into
+an unlinked temporary file, which is then read the same way.  A layer's compression is detected from its first bytes
 (gzip ``1f 8b``, zstd ``28 b5 2f fd``, otherwise a plain tar), never trusted from a
 media type.
 
@@ -227,23 +229,28 @@ class _Archive:
         except OSError as exc:
             raise InvalidArgument(f"cannot open archive {str(path)!r}: {exc.strerror}") from exc
         self.fd = fd
+        self.spooled = ""
         try:
-            head = os.pread(fd, 4, 0)
-            if detect_compression(head) is not Compression.NONE:
-                raise InvalidArchive(
-                    f"{path}: the archive itself is compressed",
-                    hint="decompress it first (e.g. gunzip); layers inside may stay compressed",
-                )
-            self.members = self._index(path)
+            head = os.pread(fd, 6, 0)
+            kind = _outer_compression(head)
+            if kind:
+                self.fd = _spool_decompressed(fd, kind, path)
+                self.spooled = kind
+                os.close(fd)
+                os.lseek(self.fd, 0, os.SEEK_SET)
+            self.members = self._index(self.fd, path)
         except BaseException:
-            os.close(fd)
+            os.close(self.fd)
+            if self.fd != fd:
+                os.close(fd)
             raise
 
     @staticmethod
-    def _index(path: Path) -> dict[str, _Member]:
+    def _index(fd: int, path: Path) -> dict[str, _Member]:
         members: dict[str, _Member] = {}
         try:
-            with tarfile.open(path, mode="r:") as tf:
+            with io.FileIO(fd, "rb", closefd=False) as raw, tarfile.open(
+                    fileobj=raw, mode="r:") as tf:  # FileIO starts where fd is: at 0
                 for info in tf:
                     if info.isreg():
                         members[_clean_member(info.name)] = _Member(info.offset_data, info.size)
@@ -280,6 +287,73 @@ class _Archive:
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
+
+
+_OUTER_MAGIC = (
+    (_GZIP_MAGIC, "gzip"),
+    (_ZSTD_MAGIC, "zstd"),
+    (b"\xfd7zXZ\x00", "xz"),
+    (b"BZh", "bzip2"),
+)
+
+
+def _outer_compression(head: bytes) -> str:
+    """How a whole archive is compressed (``docker save | gzip``), ``""`` when it is not.
+
+    >>> _outer_compression(b"\\x1f\\x8b\\x08\\x00\\x00\\x00"), _outer_compression(b"manife")
+    ('gzip', '')
+    """
+    return next((kind for magic, kind in _OUTER_MAGIC if head.startswith(magic)), "")
+
+
+def _spool_decompressed(fd: int, kind: str, path: Path) -> int:
+    """Decompress the archive open at ``fd`` into an anonymous temporary file.
+
+    The analyser reads members by byte range, which a compressed stream cannot give, so a
+    compressed archive is inflated once, sequentially, into a file in the temporary
+    directory (``$TMPDIR``) that is unlinked at once: it disappears with its descriptor,
+    whatever happens.  Returns that descriptor, positioned anywhere (reads use ``pread``).
+    """
+    import shutil
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(prefix="lamina-analyze-") as out, \
+                _decompressor(io.FileIO(fd, "rb", closefd=False), kind) as stream:
+            shutil.copyfileobj(stream, out, _READ_BLOCK)
+            out.flush()
+            return os.dup(out.fileno())
+    except OSError as exc:
+        if exc.errno is not None:  # the disk, not the data (ENOSPC in $TMPDIR…)
+            raise InvalidArgument(f"cannot decompress {path}: {exc.strerror}") from exc
+        raise _damaged(path, kind, exc) from exc
+    except Exception as exc:  # EOFError, lzma/zstd/isal errors: the data is damaged
+        raise _damaged(path, kind, exc) from exc
+
+
+def _damaged(path: Path, kind: str, exc: BaseException) -> InvalidArchive:
+    return InvalidArchive(f"{path}: the {kind} compression of the archive is damaged ({exc})",
+                          hint="check the file (e.g. `gzip -t`), or save the image again")
+
+
+def _decompressor(src: io.FileIO, kind: str) -> Any:
+    """A readable, closable decompressing stream over ``src``."""
+    if kind == "gzip":
+        from isal import igzip
+
+        return igzip.IGzipFile(fileobj=src, mode="rb")  # type: ignore[no-untyped-call]
+    if kind == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().stream_reader(
+            src, read_size=_READ_BLOCK, read_across_frames=True)
+    if kind == "xz":
+        import lzma
+
+        return lzma.LZMAFile(src)
+    import bz2
+
+    return bz2.BZ2File(src)
 
 
 def _clean_member(name: str) -> str:

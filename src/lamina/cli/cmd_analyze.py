@@ -73,18 +73,23 @@ def _store_opener(root: str) -> StoreOpener | None:
               help="The base image (name or archive spec): layers shared with it are the base.")
 @click.option("--layer", "layer_index", type=int, metavar="N", help="Show one layer's changes.")
 @click.option("--tree", is_flag=True, help="With --layer: show the changes as a file tree.")
+@click.option("--verify/--no-verify", "verify", default=True, show_default=True,
+              help="Check each layer against the digests that name it while reading it.")
 @click.pass_context
 def command(ctx: click.Context, image: str, fmt: str, output: str | None, ci: bool,
             lowest_efficiency: str | None, highest_wasted_bytes: str | None,
             highest_user_wasted_percent: str | None, base: str | None, layer_index: int | None,
-            tree: bool) -> None:
+            tree: bool, verify: bool) -> None:
     """Show an image's layers, the instruction and changes of each, the bytes that are
     wasted (unreachable in the final filesystem), efficiency, and advice.
 
     IMAGE is an image in the local store, docker-archive:FILE (`docker save` output) or
-    oci-archive:FILE (an OCI layout tar); archives are read in place.
+    oci-archive:FILE (an OCI layout tar); archives are read in place (one compressed
+    as a whole, `docker save | gzip`, is inflated to a temporary file first).  Each
+    layer is checked against its diff_id (and blob digest) as it is read.
     """
     from lamina.analyze import (
+        AnalyzeOptions,
         CiThresholds,
         analyze,
         evaluate_ci,
@@ -120,7 +125,7 @@ def command(ctx: click.Context, image: str, fmt: str, output: str | None, ci: bo
     with ExitStack() as stack:
         src = stack.enter_context(open_source(image, store=store))
         base_src = stack.enter_context(open_source(base, store=store)) if base else None
-        result = analyze(src, base=base_src)
+        result = analyze(src, base=base_src, options=AnalyzeOptions(verify_digests=verify))
 
     if layer_index is not None and not 0 <= layer_index < len(result.layers):
         raise InvalidArgument(

@@ -236,11 +236,40 @@ def test_cache_advice_only_for_user_layers(tmp_path: Path) -> None:
     got = {adv.practice: adv for adv in a.advice}
     assert set(got) == {"apt-lists-cleanup", "apt-cache-cleanup", "pip-no-cache-dir", "apk-no-cache"}
     assert got["apt-lists-cleanup"].bytes == 9000  # the base layer's lists are not yours
-    assert got["apt-lists-cleanup"].related_rules == ("DL3009",)
+    assert got["apt-lists-cleanup"].related_rules == ("LM306", "DL3009")
     assert got["apt-lists-cleanup"].layers == (1,)
-    assert got["pip-no-cache-dir"].related_rules == ("DL3042",)
-    assert got["apk-no-cache"].related_rules == ("DL3019",)
+    assert got["pip-no-cache-dir"].related_rules == ("LM307", "DL3042")
+    assert got["apk-no-cache"].related_rules == ("LM308", "DL3019")
+    assert got["apt-cache-cleanup"].related_rules == ()  # no lint rule foresees it
     assert next(adv.practice for adv in a.advice) == "apt-lists-cleanup"  # biggest first
+
+
+def test_rpm_caches_point_at_the_lint_rule(tmp_path: Path) -> None:
+    steps: list[Layer | Step] = [
+        Layer([File("etc/os-release", 10, seed=1)], "base"),
+        Layer([File("var/cache/dnf/repo.solv", 4000, seed=2),
+               File("var/cache/yum/x.rpm", 1000, seed=3)], "RUN /bin/sh -c dnf install -y x"),
+    ]
+    build_docker_archive(tmp_path / "i.tar", steps)
+    got = [(adv.practice, adv.bytes, adv.related_rules) for adv in run(tmp_path / "i.tar").advice]
+    assert got == [("rpm-cache", 4000, ("LM309", "DL3040")),
+                   ("rpm-cache", 1000, ("LM309", "DL3032"))]
+
+
+def test_advice_lint_codes_are_real_lint_rules() -> None:
+    from lamina.analyze.advice import CACHE_RULES
+    from lamina.lint.engine import hadolint_map
+    from lamina.lint.registry import rules_by_code
+
+    rules = rules_by_code()
+    dl = hadolint_map()
+    for cache in CACHE_RULES:
+        lm = [c for c in cache.related_rules if c.startswith("LM")]
+        for code in lm:
+            assert code in rules, code
+        for code in cache.related_rules:
+            if code.startswith("DL") and code in dl:
+                assert dl[code] <= set(lm), (cache.prefix, code)  # the DL maps to our LM
 
 
 def test_history_mismatch_is_noted_not_fatal(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["units", "instruction", "merge", "ci", "source"]
+MODULES = ["units", "instruction", "merge", "ci", "source", "verify"]
 
 
 @pytest.mark.parametrize("name", MODULES)

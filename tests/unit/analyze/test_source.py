@@ -146,8 +146,8 @@ def test_errors_are_clear(tmp_path: Path) -> None:
         open_source(f"docker-archive:{junk}")
     built = build_docker_archive(tmp_path / "d.tar", _steps())
     gz = tmp_path / "d.tar.gz"
-    gz.write_bytes(gzip.compress(built.path.read_bytes()))
-    with pytest.raises(InvalidArchive, match="itself is compressed"):
+    gz.write_bytes(gzip.compress(built.path.read_bytes())[:-200])  # cut short
+    with pytest.raises(InvalidArchive, match="gzip compression of the archive is damaged"):
         open_source(f"docker-archive:{gz}")
     with pytest.raises(InvalidArchive, match="not a docker-archive"):
         open_source(f"docker-archive:{build_oci_archive(tmp_path / 'o.tar', _steps()).path}")
