@@ -1,3 +1,3 @@
 from lamina.cli import main
 
-main()
+raise SystemExit(main())
