@@ -133,5 +133,68 @@ _V2 = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1, _V2)
+_V3 = Migration(
+    version=3,
+    name="build cache: step results, step inputs, file digests",
+    statements=(
+        # One row per cached build step that made a layer: ``key`` is the step's cache key
+        # (sha256 hex over its parent's key and its expanded definition, see
+        # lamina.cache), ``chain_id`` the layer it produced, ``created`` the time that
+        # layer was first made (it becomes the history entry's time, so a cached rebuild
+        # gives the same image ID).  GC keeps layers named here.
+        """CREATE TABLE build_cache (
+            key         TEXT PRIMARY KEY,
+            chain_id    TEXT NOT NULL REFERENCES layers(chain_id) ON DELETE CASCADE,
+            created     TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            last_used   TEXT NOT NULL
+        )""",
+        "CREATE INDEX build_cache_chain ON build_cache(chain_id)",
+        # What each step of a Dockerfile saw the last time it ran (JSON), so that a
+        # cache miss can say *why*: which file, build arg or ENV changed.
+        """CREATE TABLE build_steps (
+            slot    TEXT PRIMARY KEY,
+            key     TEXT NOT NULL,
+            inputs  TEXT NOT NULL,
+            updated TEXT NOT NULL
+        )""",
+        # Content digests of build-context files, trusted while the file's size,
+        # mtime, ctime and inode are unchanged (so unchanged files are not re-read).
+        """CREATE TABLE build_file_digests (
+            path     TEXT PRIMARY KEY,
+            size     INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            ctime_ns INTEGER NOT NULL,
+            ino      INTEGER NOT NULL,
+            digest   TEXT NOT NULL
+        )""",
+    ),
+)
+
+_V4 = Migration(
+    version=4,
+    name="registry blob history: compressed forms of layers, blob locations",
+    statements=(
+        # The compressed form (gzip, zstd) of a layer tar, by its diff ID, so that a
+        # second push of a locally built layer neither compresses nor uploads it again
+        # (lamina.metadata._registry).
+        """CREATE TABLE blob_compressions (
+            diff_id     TEXT NOT NULL,
+            compression TEXT NOT NULL CHECK (compression IN ('gzip', 'zstd')),
+            digest      TEXT NOT NULL,
+            size        INTEGER NOT NULL CHECK (size >= 0),
+            PRIMARY KEY (diff_id, compression)
+        )""",
+        # Registry repositories known to hold a blob: sources for cross-repository mounts.
+        """CREATE TABLE blob_locations (
+            digest     TEXT NOT NULL,
+            registry   TEXT NOT NULL,
+            repository TEXT NOT NULL,
+            updated    TEXT NOT NULL,
+            PRIMARY KEY (digest, registry, repository)
+        )""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _V2, _V3, _V4)
 """Every schema migration lamina knows, oldest first."""
