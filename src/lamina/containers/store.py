@@ -386,6 +386,8 @@ class ContainerStore:
         rootfs = self.mount_rootfs(c)
         try:
             user = resolve_user(rootfs, spec.user or cfg.user)
+            if not user.additional_gids:  # Docker: at least the primary group (``id``: groups=)
+                user = replace(user, additional_gids=(user.gid,))
             mounts: list[BindMount | TmpfsMount] = list(write_init_files(
                 c.dir, hostname=c.hostname, network=spec.network))
             by_target = dict((d, v) for v, d in self.table.volumes_of(c.id))
