@@ -285,9 +285,13 @@ class ImageStore:
                 f"layer {blob.short}: its content has diff ID {stats.diff_id}, "
                 f"the image config says {layer.diff_id}",
                 hint="the image is corrupt or was tampered with; fetch or save it again")
+        media_type = layer.media_type
+        if layer.digest is None and stats.compression.value in ("gzip", "zstd"):
+            # the source did not say (a legacy docker-archive): name what the bytes are
+            media_type = mediatypes.OCI_LAYER + stats.compression.media_type_suffix
         record = LayerRecord.on_top_of(
             parent, stats.diff_id, stats.uncompressed_size, blob_digest=blob,
-            blob_media_type=layer.media_type, compressed_size=self.content.info(blob).size)
+            blob_media_type=media_type, compressed_size=self.content.info(blob).size)
         size = _content_size(dest)
         name = str(record.chain_id)
         undo.snapshots.remove(key)

@@ -216,3 +216,28 @@ def test_bad_input_leaves_the_store_exactly_as_it_was(store: ImageStore, tmp_pat
         store.load(bad)
     assert _listing(root) == before
     assert not (root.parent / "etc").exists()
+
+
+@pytest.mark.root
+def test_legacy_archive_with_a_gzip_layer_records_its_media_type(store: ImageStore,
+                                                                 tmp_path: Path) -> None:
+    import gzip
+
+    layer = _tar([("f", b"x" * 100)])
+    blob = gzip.compress(layer, mtime=0)
+    cfg = json.dumps({"architecture": "amd64", "os": "linux",
+                      "rootfs": {"type": "layers",
+                                 "diff_ids": [str(Digest.from_bytes(layer))]}}).encode()
+    cfg_name = f"{Digest.from_bytes(cfg).hex}.json"
+    archive = tmp_path / "legacy.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, data in ((cfg_name, cfg), ("abc/layer.tar", blob),
+                           ("manifest.json", json.dumps([{"Config": cfg_name, "RepoTags": ["g:1"],
+                                                          "Layers": ["abc/layer.tar"]}]).encode())):
+            ti = tarfile.TarInfo(name)
+            ti.size = len(data)
+            tar.addfile(ti, io.BytesIO(data))
+    store.load(archive)
+    rec = store.resolve("g:1").layers[0]
+    assert rec.blob_media_type == "application/vnd.oci.image.layer.v1.tar+gzip"
+    assert rec.blob_digest == Digest.from_bytes(blob)
