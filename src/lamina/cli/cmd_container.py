@@ -210,10 +210,8 @@ def _start_or_remove(store: ContainerStore, c: Container, start: Any) -> Any:
     except BaseException:
         from lamina.errors import NotFound
 
-        try:
+        with contextlib.suppress(NotFound):
             store.remove(c.id, force=True, volumes=True)  # no half-made container
-        except NotFound:
-            pass
         raise
 
 

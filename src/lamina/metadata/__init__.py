@@ -29,9 +29,6 @@ __all__ = [
     "ContainerRecord",
     "ContainerState",
     "ContainerTable",
-    "VolumeNotFound",
-    "VolumeRecord",
-    "VolumeTable",
     "ImageRecord",
     "LayerNotFound",
     "LayerRecord",
@@ -42,5 +39,8 @@ __all__ = [
     "SnapshotKind",
     "SnapshotNotFound",
     "SnapshotRecord",
+    "VolumeNotFound",
+    "VolumeRecord",
+    "VolumeTable",
     "chain_id_of",
 ]

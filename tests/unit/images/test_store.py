@@ -19,8 +19,8 @@ from lamina.errors import (
     InvalidManifest,
     UnsafeArchive,
 )
-from lamina.images.store import ImageStore
 from lamina.images.archive import SaveImage, SaveLayer, write_archive
+from lamina.images.store import ImageStore
 
 
 def _tar(entries: list[tuple[str, bytes | None]], *, extra: list[tarfile.TarInfo] = ()) -> bytes:
