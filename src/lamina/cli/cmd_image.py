@@ -488,6 +488,20 @@ def load_cmd(ctx: click.Context, input_: str | None, quiet: bool) -> None:
             click.echo(line)
 
 
+@click.command("prune")
+@click.option("-a", "--all", "all_", is_flag=True, help="Remove all unused images, not just dangling ones.")
+@click.option("-f", "--force", is_flag=True, help="Do not prompt for confirmation.")
+@click.pass_context
+def image_prune_cmd(ctx: click.Context, all_: bool, force: bool) -> None:
+    """Remove unused images (by default only those without a name)."""
+    deleted = _store(ctx).prune_images(all_images=all_)
+    if deleted:
+        click.echo("Deleted Images:")
+        for d in deleted:
+            click.echo(f"deleted: {d}")
+    click.echo(f"Total images removed: {len(deleted)}")
+
+
 @click.group("image")
 def image_group() -> None:
     """Manage images."""
@@ -495,7 +509,8 @@ def image_group() -> None:
 
 for _name, _cmd in (("import", import_cmd), ("ls", images_cmd), ("list", images_cmd),
                     ("inspect", inspect_cmd), ("history", history_cmd), ("tag", tag_cmd),
-                    ("rm", rmi_cmd), ("save", save_cmd), ("load", load_cmd)):
+                    ("rm", rmi_cmd), ("save", save_cmd), ("load", load_cmd),
+                    ("prune", image_prune_cmd)):
     image_group.add_command(_cmd, _name)
 
 

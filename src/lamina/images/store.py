@@ -472,38 +472,51 @@ class ImageStore:
         return str(ref)
 
     def remove(self, text: str, *, force: bool = False, prune: bool = True) -> RemoveResult:
-        """``rmi``: untag a name; delete the image when no name is left (or ``force``)."""
+        """``rmi``: untag a name; delete the image when no name is left (or ``force``).
+
+        Docker's rules: a name that is not the image's last is just untagged; an image
+        still used by a container is not deleted (untagging its last name needs
+        ``force``, and then the image stays, nameless); an image with several names
+        removed by ID needs ``force``.  Nothing changes when the removal is refused.
+        """
+        from lamina.metadata import ContainerTable
+
         with self.meta.lock():
             image_id = self._resolve_id(text)
             names = [r.name for r in self.meta.references(image_id)]
             by_name = not is_image_id(text.removeprefix("sha256:")) and self._is_name(text)
-            untagged: list[str] = []
-            if by_name:
-                full = str(self._parse(text))
-                self.meta.delete_reference(full)
-                untagged.append(_familiar(full))
-                names.remove(full)
-                if names:
-                    return RemoveResult(tuple(untagged))
-            elif len(names) > 1 and not force:
+            drop = [str(self._parse(text))] if by_name else list(names)
+            if not by_name and len(names) > 1 and not force:
                 raise Conflict(
                     f"conflict: unable to delete {image_id.short} (must be forced) - image is "
                     "referenced in multiple repositories",
                     hint="remove it by name, or pass -f to remove every name")
-            else:
-                for n in names:
-                    self.meta.delete_reference(n)
-                    untagged.append(_familiar(n))
-            kids = self.meta.children(image_id)
+            delete_image = len(names) <= len(drop)
+            users = ContainerTable(self.meta).using_image(image_id) if delete_image else []
+            if users and not force:
+                what = (f'remove repository reference "{_familiar(drop[0])}"' if by_name
+                        else f"delete {image_id.short}")
+                raise Conflict(
+                    f"conflict: unable to {what} (must force) - container {users[0][:12]} is "
+                    f"using its referenced image {image_id.short}",
+                    hint="remove the container first (lamina rm), or pass -f to untag only")
+            kids = self.meta.children(image_id) if delete_image and not users else []
             if kids:
                 raise Conflict(
                     f"conflict: unable to delete {image_id.short} - image has dependent child images",
                     hint="remove the images built on it first")
-            self.meta.delete_image(image_id)
+            with self.meta.transaction():
+                for name in drop:
+                    self.meta.delete_reference(name)
+                if delete_image and not users:
+                    self.meta.delete_image(image_id)
+            untagged = tuple(_familiar(n) for n in drop)
+            if not delete_image or users:
+                return RemoveResult(untagged)
             deleted = [str(image_id)]
             if prune:
                 deleted.extend(self._collect())
-            return RemoveResult(tuple(untagged), tuple(deleted))
+            return RemoveResult(untagged, tuple(deleted))
 
     # --- garbage collection -----------------------------------------------------------
 
@@ -543,6 +556,32 @@ class ImageStore:
             else:
                 stale.unlink(missing_ok=True)
         return removed
+
+    def prune_images(self, *, all_images: bool = False) -> list[str]:
+        """``image prune``: delete images with no name (``all_images``: also unused named
+        ones) that no container uses and no image is built on.  Returns their IDs."""
+        from lamina.metadata import ContainerTable
+
+        deleted: list[str] = []
+        with self.meta.lock():
+            users = ContainerTable(self.meta)
+            changed = True
+            while changed:  # removing a child can free its parent
+                changed = False
+                for img in self.meta.images():
+                    refs = self.meta.references(img.id)
+                    if (refs and not all_images) or users.using_image(img.id) \
+                            or self.meta.children(img.id):
+                        continue
+                    with self.meta.transaction():
+                        for r in refs:
+                            self.meta.delete_reference(r.name)
+                        self.meta.delete_image(img.id)
+                    deleted.append(str(img.id))
+                    changed = True
+            if deleted:
+                self._collect()
+        return deleted
 
     def prune(self) -> list[str]:
         """Remove whatever no image references (``system prune``)."""
