@@ -11,7 +11,6 @@ To add a verb: write ``cmd_<verb>.py`` and add one line to :data:`COMMANDS`.
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 from typing import Any
 
@@ -96,13 +95,9 @@ class LazyGroup(click.Group):
 
 def default_root() -> str:
     """The store root: ``$LAMINA_ROOT``, else /var/lib/lamina for root, else XDG data."""
-    env = os.environ.get("LAMINA_ROOT")
-    if env:
-        return env
-    if os.geteuid() == 0:
-        return "/var/lib/lamina"
-    xdg = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return os.path.join(xdg, "lamina")
+    from lamina.engine import default_root as engine_root
+
+    return str(engine_root())
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
