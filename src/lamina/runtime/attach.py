@@ -277,8 +277,13 @@ class AttachClient:
         self.send(Frame.CLOSE_STDIN)
 
     def feed(self, data: bytes) -> list[tuple[Frame, bytes]]:
-        """Decode bytes read from :attr:`sock` by the caller's own loop."""
-        return self._reader.feed(data)
+        """Decode bytes read from :attr:`sock` by the caller's own loop.
+
+        Frames that arrived together with READY (already read by the constructor) come
+        first, so a caller switching from :meth:`read_frame` to its own loop loses none.
+        """
+        frames, self._pending = self._pending, []
+        return frames + self._reader.feed(data)
 
     def read_frame(self) -> tuple[Frame, bytes]:
         """The next frame (blocking); raises :class:`EOFError` when the monitor closed."""
@@ -425,6 +430,9 @@ def _attach_loop(
 ) -> int:
     sock = client.sock
     reading_stdin = in_fd is not None
+    code = _deliver(client.feed(b""), out_write, err_write)  # frames that came with READY
+    if code is not None:
+        return code
     while True:
         watch = [sock.fileno(), relay.fd]
         if reading_stdin:
@@ -460,13 +468,25 @@ def _attach_loop(
                         hint="the monitor died; see `lamina inspect` for the container's state",
                     )
                 return code
-            for kind, payload in client.feed(data):
-                if kind is Frame.STDOUT:
-                    out_write(payload)
-                elif kind is Frame.STDERR:
-                    err_write(payload)
-                elif kind is Frame.EXIT:
-                    return int(struct.unpack(">i", payload)[0])
+            code = _deliver(client.feed(data), out_write, err_write)
+            if code is not None:
+                return code
+
+
+def _deliver(
+    frames: list[tuple[Frame, bytes]],
+    out_write: Callable[[bytes], None],
+    err_write: Callable[[bytes], None],
+) -> int | None:
+    """Write output frames; the exit status once an EXIT frame came, else ``None``."""
+    for kind, payload in frames:
+        if kind is Frame.STDOUT:
+            out_write(payload)
+        elif kind is Frame.STDERR:
+            err_write(payload)
+        elif kind is Frame.EXIT:
+            return int(struct.unpack(">i", payload)[0])
+    return None
 
 
 class _SignalRelay:

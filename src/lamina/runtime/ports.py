@@ -409,7 +409,11 @@ class PortForwarder:
                     raise
                 up_reader, up_writer = await asyncio.open_connection(sock=up)
             except (OSError, TimeoutError) as exc:
-                self._on_error(f"tcp {self._target}:{port} in the container: {exc}")
+                if isinstance(exc, TimeoutError):
+                    reason = "timed out"
+                else:
+                    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+                self._on_error(f"tcp {self._target}:{port} in the container: {reason}")
                 return
             self._writers.add(up_writer)
             await asyncio.gather(
