@@ -631,6 +631,46 @@ def test_exec_in_a_running_container(
     assert stop(c.state_dir, timeout=0.2) == 137
 
 
+EXEC_CLIENT = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from lamina.runtime import OCIRuntime
+    from lamina.runtime.attach import ExecSpec, exec_in
+    rt = OCIRuntime("runc", state_root=Path(sys.argv[2]))
+    sys.exit(exec_in(sys.argv[1], rt, ExecSpec(("sh",), tty=True), 0, 1, 2))
+    """
+)
+
+
+def test_exec_with_a_tty_through_a_pty(make_container: Callable[[], Container]) -> None:
+    c = make_container()
+    c.start("sleep", "100")
+    master, slave = os.openpty()
+    client = subprocess.Popen(
+        [sys.executable, "-c", EXEC_CLIENT, c.cid, str(c.runtime.state_root)],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        start_new_session=True,
+    )
+    os.close(slave)
+    try:
+        read_until(master, b"# ")
+        os.write(master, b"tty; echo $((2+3))\r")
+        out = read_until(master, b"5\r\n")
+        assert b"/dev/pts/" in out  # the exec'd shell has a terminal of its own
+        os.write(master, b"exit 4\r")
+        assert client.wait(timeout=10) == 4
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait()
+        os.close(master)
+    assert read_state(c.state_dir).status == "running"  # exec does not end the container
+    assert stop(c.state_dir, timeout=0.2) == 137
+
+
 # --- OOM ------------------------------------------------------------------------------------------
 
 

@@ -657,7 +657,11 @@ def exec_in(
             )
         except OSError as exc:
             raise OCIRuntimeError(f"cannot start {runtime.name}: {exc}") from exc
-        code = _wait_code(proc)
+        in_fd = targets[0] if isinstance(targets[0], int) and targets[0] >= 0 else -1
+        # the runtime copies between the terminal and the pty and follows SIGWINCH, but
+        # leaves the terminal's line discipline alone: raw mode is ours to set
+        with RawTerminal(in_fd if spec.tty else -1):
+            code = _wait_code(proc)
         if code != 0:
             runtime._raise_logged(log, container_id)
         return code

@@ -545,7 +545,9 @@ def spawn_monitor(spec: MonitorSpec, *, timeout: float = 60.0) -> MonitorHandle:
     try:
         code = "from lamina.runtime.monitor import _main; _main()"
         proc = subprocess.Popen(
-            [sys.executable, "-c", code, str(sd), str(w)],
+            # -S: no site-packages scan (the monitor needs only lamina and the standard
+            # library; PYTHONPATH names lamina's own directory), ~10 ms less start-up
+            [sys.executable, "-S", "-c", code, str(sd), str(w)],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -682,6 +684,7 @@ class _Monitor:
     # --- life cycle -------------------------------------------------------------------------
 
     def run(self) -> int:
+        self.note(f"monitor {os.getpid()} starting container {self.spec.container_id}")
         (self.state_dir / PID_FILE).write_text(f"{os.getpid()}\n")
         self.state = {
             "status": "created",
@@ -699,6 +702,7 @@ class _Monitor:
             self._abort_start()
             self.report_error(exc)
             return 1
+        self.note(f"container process {self.pid} started")
         self._report(
             {
                 "ok": True,

@@ -26,7 +26,6 @@ forwarding; Docker then ignores ``-p``, and so does the monitor.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import errno
 import ipaddress
@@ -36,11 +35,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lamina.errors import Conflict, InvalidArgument
+
+if TYPE_CHECKING:  # asyncio costs ~30 ms to import: only the monitor daemon needs it
+    import asyncio
+    from concurrent.futures import Future
 
 __all__ = [
     "UDP_IDLE_TIMEOUT",
@@ -271,6 +273,8 @@ class NetnsSockets:
         self._requests: list[tuple[int, int, Future[socket.socket]]] = []
         self._cond = threading.Condition()
         self._closed = False
+        from concurrent.futures import Future
+
         self._ready: Future[None] = Future()
         self._thread = threading.Thread(target=self._serve, name="netns-sockets", daemon=True)
         self._thread.start()
@@ -301,6 +305,8 @@ class NetnsSockets:
 
     def socket(self, family: int, kind: int) -> socket.socket:
         """A new socket of ``family``/``kind`` living in the namespace (blocks briefly)."""
+        from concurrent.futures import Future
+
         self._ready.result()
         fut: Future[socket.socket] = Future()
         with self._cond:
@@ -361,6 +367,8 @@ class PortForwarder:
 
     async def start(self) -> None:
         """Begin accepting (TCP) and relaying (UDP) on every bound port."""
+        import asyncio
+
         loop = asyncio.get_running_loop()
         self._loop = loop
         for b in self.bound:
@@ -382,6 +390,8 @@ class PortForwarder:
         self, port: int
     ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            import asyncio
+
             task = asyncio.current_task()
             assert task is not None
             self._tasks.add(task)
@@ -395,6 +405,8 @@ class PortForwarder:
     async def _tcp_session(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, port: int
     ) -> None:
+        import asyncio
+
         loop = asyncio.get_running_loop()
         self._writers.add(writer)
         up_writer: asyncio.StreamWriter | None = None
@@ -485,6 +497,8 @@ class PortForwarder:
 
     async def close(self) -> None:
         """Stop listening, close every forwarded connection and socket."""
+        import asyncio
+
         if self._sweeper is not None:
             self._sweeper.cancel()
         for server in self._servers:
