@@ -58,6 +58,13 @@ from lamina.snapshot import OverlaySnapshotter
 BUSYBOX = "/bin/busybox"
 CGROUP_PARENT = "lamina-montest"
 
+RUNTIMES = [
+    "runc",
+    pytest.param(
+        "crun", marks=pytest.mark.skipif(shutil.which("crun") is None, reason="crun not installed")
+    ),
+]
+
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(os.geteuid() != 0, reason="needs root"),
@@ -176,15 +183,15 @@ def alive(pid: int) -> bool:
 
 
 @pytest.fixture
-def make_container(image: Image) -> Iterator[Callable[[], Container]]:
+def make_container(image: Image) -> Iterator[Callable[..., Container]]:
     made: list[Container] = []
 
-    def make() -> Container:
+    def make(runtime: str = "runc") -> Container:
         cid = "mt-" + uuid.uuid4().hex[:10]
         base = image.root / "containers" / cid
         rootfs = base / "rootfs"
         rootfs.mkdir(parents=True)
-        rt = OCIRuntime("runc", state_root=image.root / "runtime")
+        rt = OCIRuntime(runtime, state_root=image.root / "runtime" / runtime)
         _linux.mount_all(image.sn.prepare(cid, "base"), rootfs)
         binds = write_init_files(base / "etc", hostname="montest")
         c = Container(cid, base, rootfs, binds, rt)
@@ -216,10 +223,12 @@ def log_records(path: Path) -> list[dict[str, Any]]:
 # --- logs, detachment, exit ----------------------------------------------------------------
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_detached_logs_have_both_streams_in_json_file_format(
-    make_container: Callable[[], Container],
+    runtime: str,
+    make_container: Callable[..., Container],
 ) -> None:
-    c = make_container()
+    c = make_container(runtime)
     h = c.start("sh", "-c", "echo hi; echo err >&2; sleep 100")
     assert alive(h.pid) and alive(h.container_pid)
     assert read_state(c.state_dir).status == "running"
@@ -242,7 +251,7 @@ def test_detached_logs_have_both_streams_in_json_file_format(
 
 
 def test_monitor_survives_the_death_of_its_starters_process_group(
-    make_container: Callable[[], Container], tmp_path: Path
+    make_container: Callable[..., Container], tmp_path: Path
 ) -> None:
     c = make_container()
     spec = c.spec("sleep", "100")
@@ -286,7 +295,7 @@ def test_monitor_survives_the_death_of_its_starters_process_group(
 
 
 def test_stop_runs_the_handler_within_the_grace_period(
-    make_container: Callable[[], Container],
+    make_container: Callable[..., Container],
 ) -> None:
     c = make_container()
     c.start("sh", "-c", "trap 'echo got TERM; exit 3' TERM; while :; do sleep 0.05; done")
@@ -297,7 +306,7 @@ def test_stop_runs_the_handler_within_the_grace_period(
     assert "got TERM\n" in [x.text for x in read_logs(c.log_path)]
 
 
-def test_stop_kills_after_the_timeout_with_137(make_container: Callable[[], Container]) -> None:
+def test_stop_kills_after_the_timeout_with_137(make_container: Callable[..., Container]) -> None:
     c = make_container()
     c.start("sleep", "100")  # PID 1 without a handler: SIGTERM is ignored
     t0 = time.monotonic()
@@ -313,7 +322,7 @@ def test_stop_kills_after_the_timeout_with_137(make_container: Callable[[], Cont
 
 
 def test_sigterm_to_a_process_killed_by_it_gives_143(
-    make_container: Callable[[], Container],
+    make_container: Callable[..., Container],
 ) -> None:
     c = make_container()
     # the shell (PID 1) ignores SIGTERM, so signal its child with the runtime's --all
@@ -326,7 +335,7 @@ def test_sigterm_to_a_process_killed_by_it_gives_143(
 
 
 def test_exit_json_after_kill_9_of_the_container_process(
-    make_container: Callable[[], Container],
+    make_container: Callable[..., Container],
 ) -> None:
     c = make_container()
     h = c.start("sleep", "100")
@@ -343,7 +352,7 @@ def test_exit_json_after_kill_9_of_the_container_process(
 
 
 def test_monitor_killed_is_reported_and_reconciled(
-    make_container: Callable[[], Container],
+    make_container: Callable[..., Container],
 ) -> None:
     c = make_container()
     h = c.start("sleep", "100")
@@ -361,10 +370,12 @@ def test_monitor_killed_is_reported_and_reconciled(
         time.sleep(0.05)
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_missing_command_fails_like_docker_and_leaves_nothing(
-    make_container: Callable[[], Container],
+    runtime: str,
+    make_container: Callable[..., Container],
 ) -> None:
-    c = make_container()
+    c = make_container(runtime)
     with pytest.raises(OCIRuntimeError) as exc:
         c.start("/no/such/command")
     assert exc.value.exit_status == 127
@@ -374,7 +385,7 @@ def test_missing_command_fails_like_docker_and_leaves_nothing(
     assert c.cid not in {s.id for s in c.runtime.list()}
 
 
-def test_on_exit_runs_after_exit_json(make_container: Callable[[], Container]) -> None:
+def test_on_exit_runs_after_exit_json(make_container: Callable[..., Container]) -> None:
     c = make_container()
     marker = c.base / "on-exit-saw"
     script = f"cat {c.state_dir}/exit.json > {marker}"
@@ -392,10 +403,12 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_published_tcp_port_reaches_httpd_in_the_container(
-    make_container: Callable[[], Container],
+    runtime: str,
+    make_container: Callable[..., Container],
 ) -> None:
-    c = make_container()
+    c = make_container(runtime)
     port = free_port()
     h = c.start(
         "httpd",
@@ -464,7 +477,7 @@ def udp_echo_in_netns(pid: int, port: int) -> tuple[threading.Thread, threading.
     return t, done
 
 
-def test_published_udp_port_echoes(make_container: Callable[[], Container]) -> None:
+def test_published_udp_port_echoes(make_container: Callable[..., Container]) -> None:
     c = make_container()
     port = free_port(socket.SOCK_DGRAM)
     h = c.start("sleep", "100", ports=(PortMapping("127.0.0.1", port, 5353, "udp"),))
@@ -491,7 +504,7 @@ def test_published_udp_port_echoes(make_container: Callable[[], Container]) -> N
     assert stop(c.state_dir, timeout=0.2) == 137
 
 
-def test_port_in_use_fails_and_leaves_nothing(make_container: Callable[[], Container]) -> None:
+def test_port_in_use_fails_and_leaves_nothing(make_container: Callable[..., Container]) -> None:
     c = make_container()
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -548,8 +561,11 @@ def read_until(fd: int, needle: bytes, timeout: float = 10.0) -> bytes:
     return buf
 
 
-def test_attach_with_a_tty_through_a_pty(make_container: Callable[[], Container]) -> None:
-    c = make_container()
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_attach_with_a_tty_through_a_pty(
+    runtime: str, make_container: Callable[..., Container]
+) -> None:
+    c = make_container(runtime)
     h = c.start("sh", tty=True, open_stdin=True)
     master, slave = os.openpty()
     client = subprocess.Popen(
@@ -578,7 +594,7 @@ def test_attach_with_a_tty_through_a_pty(make_container: Callable[[], Container]
 
 
 def test_attach_without_tty_streams_stdin_and_output(
-    make_container: Callable[[], Container], tmp_path: Path
+    make_container: Callable[..., Container], tmp_path: Path
 ) -> None:
     from lamina.runtime.attach import attach
 
@@ -605,7 +621,7 @@ def test_attach_without_tty_streams_stdin_and_output(
 
 
 def test_exec_in_a_running_container(
-    make_container: Callable[[], Container], tmp_path: Path
+    make_container: Callable[..., Container], tmp_path: Path
 ) -> None:
     c = make_container()
     c.start("sleep", "100")
@@ -643,7 +659,7 @@ EXEC_CLIENT = textwrap.dedent(
 )
 
 
-def test_exec_with_a_tty_through_a_pty(make_container: Callable[[], Container]) -> None:
+def test_exec_with_a_tty_through_a_pty(make_container: Callable[..., Container]) -> None:
     c = make_container()
     c.start("sleep", "100")
     master, slave = os.openpty()
@@ -674,13 +690,15 @@ def test_exec_with_a_tty_through_a_pty(make_container: Callable[[], Container]) 
 # --- OOM ------------------------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("runtime", RUNTIMES)
 def test_memory_limit_oom_kill_gives_137_and_oom_killed(
-    make_container: Callable[[], Container],
+    runtime: str,
+    make_container: Callable[..., Container],
 ) -> None:
     info = detect_cgroups()
     if info.mode is CgroupMode.NONE:
         pytest.skip("no cgroups mounted: memory limits cannot be enforced")
-    c = make_container()
+    c = make_container(runtime)
     c.start(
         "dd",
         "if=/dev/zero",
@@ -696,7 +714,7 @@ def test_memory_limit_oom_kill_gives_137_and_oom_killed(
 
 
 def test_read_logs_follow_ends_when_the_container_exits(
-    make_container: Callable[[], Container],
+    make_container: Callable[..., Container],
 ) -> None:
     c = make_container()
     c.start("sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.2; done")
