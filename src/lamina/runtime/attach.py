@@ -556,7 +556,6 @@ class ExecSpec:
     cwd: str = ""
     user: str = ""
     tty: bool = False
-    privileged: bool = False
 
 
 def _exec_process(bundle: Path, spec: ExecSpec) -> dict[str, Any]:
@@ -592,7 +591,7 @@ def _exec_process(bundle: Path, spec: ExecSpec) -> dict[str, Any]:
 
 def exec_in(
     container_id: str,
-    runtime: OCIRuntime,
+    runtime: OCIRuntime | str,
     spec: ExecSpec,
     stdin: Stream = None,
     stdout: Stream = None,
@@ -600,7 +599,8 @@ def exec_in(
 ) -> int:
     """Run ``spec`` inside the running container ``container_id`` and wait for it.
 
-    The streams (file objects with a descriptor, descriptors, or ``None`` for
+    ``runtime`` is the container's :class:`~lamina.runtime.runc.OCIRuntime` (a bare
+    name means its default state root).  The streams (file objects with a descriptor, descriptors, or ``None`` for
     ``/dev/null``) are handed to ``<runtime> exec``.  With ``spec.tty`` the runtime
     allocates the pty itself and copies between it and these streams, putting a
     terminal ``stdin`` in raw mode and following its window size (``SIGWINCH``).
@@ -611,6 +611,10 @@ def exec_in(
     import subprocess
     import tempfile
 
+    if isinstance(runtime, str):
+        from .runc import OCIRuntime
+
+        runtime = OCIRuntime(runtime)
     state = runtime.state(container_id)
     if state.status != "running":
         raise Conflict(

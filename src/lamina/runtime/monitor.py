@@ -45,6 +45,7 @@ The state directory
 ``attach.sock``    the attach socket (while the monitor lives)
 ``monitor.log``    the daemon's own diagnostics
 ``runtime.log``    the OCI runtime's JSON log
+``container.pid``  the container's init pid, as the runtime wrote it
 =================  ============================================================================
 
 :func:`read_state` turns these into a :class:`MonitorState`: ``exited`` once
@@ -1081,7 +1082,7 @@ class _Monitor:
             self.clients.add(client)
             while True:
                 kind, payload = await read_frame()
-                if kind == Frame.STDIN and client.stdin:
+                if kind == Frame.STDIN and client.stdin and self.spec.open_stdin:
                     await self._write_stdin(payload)
                 elif kind == Frame.RESIZE and len(payload) == 4 and self.master >= 0:
                     from .pty import set_winsize
