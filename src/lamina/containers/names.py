@@ -6,8 +6,8 @@ its own word lists (a mood and a mineral or tree), retrying when a name is taken
 
 from __future__ import annotations
 
+import os
 import re
-import secrets
 
 from lamina.errors import InvalidArgument
 
@@ -32,6 +32,11 @@ _THINGS = (
 )
 
 
+def _pick(n: int) -> int:
+    """A random index below ``n`` (``os.urandom``: no ``random``/``secrets`` import on ``run``)."""
+    return int.from_bytes(os.urandom(4), "little") % n
+
+
 def check_name(name: str) -> str:
     """``name`` without a leading ``/``; InvalidArgument (Docker's words) if not allowed."""
     bare = name[1:] if name.startswith("/") else name
@@ -45,5 +50,5 @@ def check_name(name: str) -> str:
 
 def random_name(attempt: int = 0) -> str:
     """A random ``mood_thing`` name; later attempts append a digit, as Docker does."""
-    name = f"{secrets.choice(_MOODS)}_{secrets.choice(_THINGS)}"
-    return f"{name}{secrets.randbelow(10)}" if attempt else name
+    name = f"{_MOODS[_pick(len(_MOODS))]}_{_THINGS[_pick(len(_THINGS))]}"
+    return f"{name}{_pick(10)}" if attempt else name

@@ -42,12 +42,12 @@ import contextlib
 import fcntl
 import json
 import os
-import secrets
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -63,13 +63,14 @@ from lamina.errors import (
 from lamina.metadata import ContainerRecord, ContainerState, ContainerTable
 
 from .spec import ContainerSpec, MountSpec
-from .volumes import VolumeStore
 
 if TYPE_CHECKING:
     from lamina.images.store import ImageStore, ResolvedImage
     from lamina.layer import Change
     from lamina.metadata import ImageRecord
     from lamina.runtime import OCIRuntime, Stdio
+
+    from .volumes import VolumeStore
 
 __all__ = ["Container", "ContainerStore", "Prepared"]
 
@@ -155,8 +156,14 @@ class ContainerStore:
         self.root = images.root
         self.meta = images.meta
         self.table = ContainerTable(images.meta)
-        self.volumes = VolumeStore(images.root, images.meta)
         self.dir = images.root / "containers"
+
+    @cached_property
+    def volumes(self) -> VolumeStore:
+        """The root's volumes (imported on first use: most runs mount none)."""
+        from .volumes import VolumeStore
+
+        return VolumeStore(self.root, self.meta)
 
     @classmethod
     @contextlib.contextmanager
@@ -206,7 +213,7 @@ class ContainerStore:
         self._check_mounts(spec.mounts)
         wanted = check_name(name) if name else None
 
-        cid = secrets.token_hex(32)
+        cid = os.urandom(32).hex()
         cdir = self.dir / cid
         with self.meta.lock():
             cname = wanted or self._free_name(random_name)
@@ -461,20 +468,29 @@ class ContainerStore:
     def run(self, c: Container, stdio: Stdio, *, terminal: bool | None = None) -> int:
         """Start ``c`` in the foreground and wait: returns its exit status.
 
-        The container's stdio are ``stdio``.  When it ends, its state is recorded, its
-        rootfs unmounted and, for ``--rm``, the container removed.  A runtime failure
-        (command not found: 127, not executable: 126) is recorded as the exit status
-        and raised as :class:`~lamina.errors.OCIRuntimeError`.
+        The container's input is ``stdio.stdin`` (``DEVNULL`` unless ``-i``); its output
+        is copied to ``stdio.stdout``/``stdio.stderr`` and to its json-file log (see
+        :mod:`lamina.containers.foreground`).  When it ends, its state (with
+        ``OOMKilled``) is recorded, its rootfs unmounted and, for ``--rm``, the
+        container removed.  A runtime failure (command not found: 127, not executable:
+        126) is recorded as the exit status and raised as
+        :class:`~lamina.errors.OCIRuntimeError`.
         """
+        from lamina.runtime import DEVNULL
+
+        from .foreground import run_foreground
+
         if c.state.running:
             raise Conflict(f"container {c.name} is already running",
                            hint="stop it first, or attach to it")
         with self._watch(c):
-            shutil.rmtree(c.state_dir, ignore_errors=True)  # a monitor's files of an earlier run
+            if c.state_dir.exists():  # a monitor's files of an earlier run
+                shutil.rmtree(c.state_dir, ignore_errors=True)
             started = replace(c.state, status="running", pid=0, started_at=_now(),
                               exit_code=0, error="", oom_killed=False)
+            tty = c.spec.tty if terminal is None else terminal
             try:
-                prepared = self.prepare(c, terminal=terminal)
+                prepared = self.prepare(c, terminal=tty)
             except OCIRuntimeError as exc:  # the command cannot be run: 126/127, recorded
                 self.table.set_state(c.id, started)
                 self._record_exit(c, started, exc.exit_status, error=exc.message)
@@ -484,23 +500,39 @@ class ContainerStore:
                     self.remove(c.id, force=True, volumes=True)
                 raise
             self.table.set_state(c.id, started)
-            code = UNKNOWN_EXIT
-            error = ""
+            code, oom, error = UNKNOWN_EXIT, False, ""
             try:
-                code = prepared.runtime.run(c.id, c.dir, stdio).exit_code
+                open_stdin = stdio.stdin != DEVNULL
+                result = run_foreground(
+                    prepared.runtime, c.id, c.dir, c.log_path, cgroups_path=c.cgroups_path,
+                    open_stdin=open_stdin, terminal=tty,
+                    stdin=_fd(stdio.stdin, 0) if open_stdin else -1, stdout=_fd(stdio.stdout, 1),
+                    stderr=_fd(stdio.stderr, 2))
+                code, oom = result.exit_code, result.oom_killed
             except OCIRuntimeError as exc:
                 code, error = exc.exit_status, exc.message
                 raise
             finally:
-                self._record_exit(c, started, code, error=error)
+                self._record_exit(c, started, code, error=error, oom_killed=oom,
+                                  runtime_deleted=True)
         return code
 
     def _record_exit(self, c: Container, started: ContainerState, code: int, *,
                      error: str = "", oom_killed: bool = False,
-                     finished_at: datetime | None = None) -> None:
-        """After the container's process ended: state, unmount, cgroup, ``--rm``."""
+                     finished_at: datetime | None = None,
+                     runtime_deleted: bool = False) -> None:
+        """After the container's process ended: state, unmount, cgroup, ``--rm``.
+
+        ``runtime_deleted`` says the caller watched the process and deleted the
+        runtime's state itself (the foreground :meth:`run`, which holds the
+        container's lock): then a ``--rm`` container is removed at once, without
+        recording an exit nobody can read any more.
+        """
         from lamina.runtime import remove_cgroup
 
+        if runtime_deleted and c.spec.auto_remove:
+            self._discard(c)
+            return
         done = replace(started, status="exited", pid=0, exit_code=code, error=error,
                        oom_killed=oom_killed, finished_at=finished_at or _now())
         changed = self.table.set_state(c.id, done, expect="running")
@@ -608,8 +640,6 @@ class ContainerStore:
 
         ``volumes`` also removes its anonymous volumes (named ones stay, as in Docker).
         """
-        from lamina.runtime import remove_cgroup
-
         c = self.get(text)
         if c.state.running:
             if not force:
@@ -624,6 +654,17 @@ class ContainerStore:
         with self.meta.lock():
             with contextlib.suppress(LaminaError):
                 self._runtime(c).delete(c.id, force=True)
+            self._discard(c, volumes=volumes)
+        return c.id
+
+    def _discard(self, c: Container, *, volumes: bool = True) -> None:
+        """Delete a container whose process is gone: rootfs, snapshots, row, files, cgroup.
+
+        ``volumes`` also removes its anonymous volumes that nothing else uses.
+        """
+        from lamina.runtime import remove_cgroup
+
+        with self.meta.lock():
             self.unmount_rootfs(c)
             anonymous = []
             for name, _dest in self.table.volumes_of(c.id):
@@ -633,6 +674,7 @@ class ContainerStore:
             sn = self.images.snapshots
             for key in (c.snapshot_key, c.init_key):
                 with contextlib.suppress(NotFound):
+                    sn.fs_path(key)  # a cheap read first: most containers have no init layer
                     sn.remove(key)
             self.table.delete(c.id)
             if volumes:
@@ -643,7 +685,6 @@ class ContainerStore:
             shutil.rmtree(c.dir, ignore_errors=True)
         with contextlib.suppress(OSError):
             remove_cgroup(c.cgroups_path)
-        return c.id
 
     def rename(self, text: str, new_name: str) -> None:
         """Give a container a new name (Docker's errors for a taken or bad one)."""
@@ -797,7 +838,7 @@ class ContainerStore:
         try:
             upper = self.images.snapshots.fs_path(c.snapshot_key)
             with self.images.operation() as undo:
-                tmp = self.images.tmp / f"commit-{secrets.token_hex(8)}.tar"
+                tmp = self.images.tmp / f"commit-{os.urandom(8).hex()}.tar"
                 try:
                     with open(tmp, "wb") as f:
                         write_layer(upper, f, compression=Compression.NONE, overlay_upper=True)
@@ -854,6 +895,18 @@ class ContainerStore:
                                    args=c.spec.args or (), entrypoint_override=c.spec.entrypoint)
         except InvalidArgument:
             return ()
+
+
+def _fd(target: Any, default: int) -> int:
+    """A file descriptor for a :class:`~lamina.runtime.Stdio` target (INHERIT: ``default``)."""
+    if target is None:
+        return default
+    if isinstance(target, int):
+        if target < 0:
+            raise InvalidArgument("PIPE and DEVNULL are no output targets for a foreground run",
+                                  hint="pass a file or a file descriptor")
+        return target
+    return int(target.fileno())
 
 
 def _check_executable(rootfs: Path, command: str, env: Sequence[str], cwd: str) -> None:

@@ -12,6 +12,10 @@ read from, so digests survive a round trip; a built one serialises canonically,
 like Go's ``encoding/json``.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from lamina.oci import mediatypes
 from lamina.oci._json import FrozenMap, canonical_json
 from lamina.oci.config import (
@@ -23,7 +27,9 @@ from lamina.oci.config import (
     parse_timestamp,
 )
 from lamina.oci.descriptor import Descriptor, Platform
-from lamina.oci.manifest import Index, Manifest, parse_document
+
+if TYPE_CHECKING:
+    from lamina.oci.manifest import Index, Manifest, parse_document
 
 __all__ = [
     "ContainerConfig",
@@ -41,3 +47,14 @@ __all__ = [
     "parse_document",
     "parse_timestamp",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Manifests and indexes load on first use (running a container reads only configs)."""
+    if name in ("Index", "Manifest", "parse_document"):
+        from lamina.oci import manifest
+
+        value = getattr(manifest, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lamina.oci' has no attribute {name!r}")

@@ -9,9 +9,27 @@ mounts anything itself; :func:`lamina._linux.mount_all` does that.
 >>> # mounts = sn.prepare("ctr-1", parent="sha256:...")   # active, writable
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from lamina._linux import Mount
 
+from ._kind import Kind
 from .overlay import OverlaySnapshotter
-from .types import Info, Kind, Snapshotter, Usage
+
+if TYPE_CHECKING:
+    from .types import Info, Snapshotter, Usage
 
 __all__ = ["Info", "Kind", "Mount", "OverlaySnapshotter", "Snapshotter", "Usage"]
+
+
+def __getattr__(name: str) -> Any:
+    """``Info``, ``Usage`` and ``Snapshotter`` load :mod:`.types` on first use."""
+    if name in ("Info", "Snapshotter", "Usage"):
+        from . import types
+
+        value = getattr(types, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lamina.snapshot' has no attribute {name!r}")

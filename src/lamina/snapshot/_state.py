@@ -28,7 +28,7 @@ from pathlib import Path
 
 from lamina.errors import LaminaError
 
-from .types import Kind
+from ._kind import Kind
 
 _VERSION = 1
 

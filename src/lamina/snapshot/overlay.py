@@ -33,12 +33,16 @@ import time
 from collections.abc import Iterator, Mapping
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lamina._linux import Mount, overlay_volatile_supported, syncfs
 from lamina.errors import AlreadyExists, Conflict, InvalidArgument, NotFound
 
+from ._kind import Kind
 from ._state import Record, State, StateFile
-from .types import Info, Kind, Usage
+
+if TYPE_CHECKING:
+    from .types import Info, Usage
 
 __all__ = ["OverlaySnapshotter"]
 
@@ -229,6 +233,8 @@ class OverlaySnapshotter:
                     account(entry.stat(follow_symlinks=False))
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
+        from .types import Usage
+
         return Usage(size=size, inodes=len(seen))
 
     # --- removing -----------------------------------------------------------------
@@ -340,4 +346,6 @@ class OverlaySnapshotter:
 
     @staticmethod
     def _info(key: str, record: Record) -> Info:
+        from .types import Info
+
         return Info(key, record.kind, record.parent, record.created, record.updated, record.labels)

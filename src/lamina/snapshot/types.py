@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from lamina._linux import Mount
 
+from ._kind import Kind
+
 __all__ = ["Info", "Kind", "Mount", "Snapshotter", "Usage"]
-
-
-class Kind(enum.StrEnum):
-    """The life stage of a snapshot.
-
-    ``ACTIVE``    writable; made by :meth:`Snapshotter.prepare`; becomes ``COMMITTED``.
-    ``VIEW``      read-only; made by :meth:`Snapshotter.view`; can only be removed.
-    ``COMMITTED`` immutable; a layer that other snapshots may name as their parent.
-    """
-
-    ACTIVE = "active"
-    VIEW = "view"
-    COMMITTED = "committed"
 
 
 @dataclass(frozen=True, slots=True)
