@@ -59,6 +59,7 @@ from lamina.digest import Digest
 from lamina.errors import BuildError, BuildStepFailed, ImageNotFound, LaminaError
 
 if TYPE_CHECKING:
+    from lamina.build.memo import MemoProbe
     from lamina.build.sources import ContextIndex
     from lamina.build.worker import Active, Worker
     from lamina.cache import BuildCache, FileDigests
@@ -120,12 +121,18 @@ class _State:
 class Builder:
     """One build of ``options`` into ``store``; see the module docstring."""
 
-    def __init__(self, store: ImageStore, options: BuildOptions, reporter: Reporter) -> None:
+    def __init__(self, store: ImageStore, options: BuildOptions, reporter: Reporter,
+                 memo: MemoProbe | None = None) -> None:
         from lamina.cache import BuildCache
 
         self.store = store
         self.opts = options
         self.reporter = reporter
+        self.memo = memo if memo is not None and memo.usable else None
+        self._memo_ok = True  # false once the build used something the memo cannot check
+        self._vertices: list[tuple[str, bool]] = []
+        self._keys: list[str] = []
+        self._bases: list[tuple[str, str]] = []
         self.cache: BuildCache = BuildCache(store.meta)
         self._vertex = 0
         self._worker: Worker | None = None
@@ -148,8 +155,9 @@ class Builder:
                                   source_date_epoch=self.opts.source_date_epoch)
         return self._worker
 
-    def _start(self, name: str) -> tuple[int, float]:
+    def _start(self, name: str, *, step: bool = False) -> tuple[int, float]:
         self._vertex += 1
+        self._vertices.append((name, step))
         self.reporter.emit(Started(self._vertex, name))
         return self._vertex, time.monotonic()
 
@@ -165,8 +173,12 @@ class Builder:
             if self.opts.context is None:
                 raise BuildError("this build has no context, but a COPY/ADD reads from it",
                                  hint="pass a context directory instead of -")
-            patterns = load_ignore_patterns(self.opts.context, self.opts.dockerfile_path)
-            self._context = ContextIndex(self.opts.context, patterns)
+            if self.memo is not None:  # walked already, to compute the memo key
+                self._context = ContextIndex(self.opts.context, self.memo.patterns,
+                                             self.memo.entries)
+            else:
+                patterns = load_ignore_patterns(self.opts.context, self.opts.dockerfile_path)
+                self._context = ContextIndex(self.opts.context, patterns)
         return self._context
 
     @property
@@ -194,6 +206,9 @@ class Builder:
         if opts.dockerfile_text is not None:
             text = opts.dockerfile_text
             self.dockerfile_name = "Dockerfile"
+        elif self.memo is not None:  # the bytes the memo key covers
+            text = self.memo.dockerfile_text
+            self.dockerfile_name = opts.dockerfile_path.name
         else:
             path = opts.dockerfile_path
             try:
@@ -216,13 +231,42 @@ class Builder:
         for index in order:
             results[index] = self._build_stage(stages[index], stages, results)
         final = results[target.index]
-        image_id, names = self._export(final)
+        image_id, names, familiar = self._export(final)
         if self._digests is not None:
             self._digests.save()
         self.cache.touch_used()
         self.cache.remember_inputs(self._remember)
+        if self.memo is not None and self._memo_ok:
+            self.memo.save(self.store.meta, str(image_id), vertices=self._vertices[:-1],
+                           cache_keys=self._keys, bases=self._bases,
+                           names=list(zip(self.opts.tags, names, familiar, strict=True)))
         return BuildResult(image_id, names, self.cached_steps, self.run_steps,
-                           time.monotonic() - t_start)
+                           time.monotonic() - t_start, familiar)
+
+    def _resolve(self, text: str) -> Any:
+        """``store.resolve(text)``, remembering what the name meant for the build memo."""
+        resolved = self.store.resolve(text)
+        self._note_resolved(text, resolved.id)
+        return resolved
+
+    def _note_resolved(self, text: str, image_id: Digest) -> None:
+        raw = text.removeprefix("sha256:")
+        if all(c in "0123456789abcdef" for c in raw):
+            if len(raw) == 64:
+                self._bases.append(("", str(image_id)))
+            else:  # a short ID (or a hex name): what it names may change
+                self._memo_ok = False
+            return
+        try:
+            full = str(self.store._parse(text))
+        except LaminaError:
+            self._memo_ok = False
+            return
+        rec = self.store.meta.find_reference(full)
+        if rec is None or rec.image_id != image_id:
+            self._memo_ok = False  # found by digest among other names
+        else:
+            self._bases.append((full, str(image_id)))
 
     def _global_args(self, doc: Any) -> dict[str, str]:
         from lamina.build.dockerfile.stages import global_args, platform_args
@@ -294,7 +338,7 @@ class Builder:
                                      "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
             return [], image, step_key(None, {"from": "scratch"}), "FROM scratch"
         try:
-            resolved = self.store.resolve(stage.base)
+            resolved = self._resolve(stage.base)
         except ImageNotFound as exc:
             line = stage.from_.line
             raise BuildError(
@@ -439,8 +483,9 @@ class Builder:
         """Answer one layer step from the cache or run it (see the module docstring)."""
         st.ordinal += 1
         st.op += 1
-        vertex, t0 = self._start(f"[{st.prefix}{st.op}/{st.total}] {name}")
+        vertex, t0 = self._start(f"[{st.prefix}{st.op}/{st.total}] {name}", step=True)
         key = step_key(st.key, definition)
+        self._keys.append(key)
         slot = self._slot(st)
         hit = None if self.opts.no_cache else self.cache.lookup(key)
         top = st.top
@@ -614,7 +659,7 @@ class Builder:
 
     def _image_key(self, name: str) -> str:
         try:
-            return str(self.store.resolve(name).id)
+            return str(self._resolve(name).id)
         except ImageNotFound as exc:
             raise BuildError(f"image {name!r} (a --from source) is not in the store",
                              hint="import, load or pull it, or name a stage") from exc
@@ -696,7 +741,7 @@ class Builder:
             s = stages[idx]
             if s.name == ref.lower() or (ref.isdigit() and int(ref) == idx):
                 return res.layers[-1] if res.layers else None
-        img = self.store.resolve(ref)
+        img = self._resolve(ref)
         return img.layers[-1] if img.layers else None
 
     # COPY / ADD ----------------------------------------------------------------------------
@@ -732,6 +777,7 @@ class Builder:
             selection = self.context.select(local, e.excludes)
             definition["checksum"] = checksum(selection, self.digests, files)
         if urls:
+            self._memo_ok = False  # remote content may change without the memo key seeing it
             definition["urls"] = [self._url_key(u, e) for u in urls]
         inputs = {"files": files}
 
@@ -935,7 +981,7 @@ class Builder:
 
     # --- export -----------------------------------------------------------------------------
 
-    def _export(self, final: StageResult) -> tuple[Digest, tuple[str, ...]]:
+    def _export(self, final: StageResult) -> tuple[Digest, tuple[str, ...], tuple[str, ...]]:
         from lamina.oci._json import canonical_json, sorted_map
 
         image = dict(final.image)
@@ -966,7 +1012,8 @@ class Builder:
         config_bytes = canonical_json(doc)
         image_id = Digest.from_bytes(config_bytes)
         v, t0 = self._start("exporting to image")
-        names = tuple(str(self.store._parse(t)) for t in self.opts.tags)
+        refs = [self.store._parse(t) for t in self.opts.tags]
+        names = tuple(str(r) for r in refs)
         if self.store.meta.find_image(image_id) is not None:
             with self.store.meta.transaction():
                 for n in names:
@@ -978,7 +1025,7 @@ class Builder:
         for n in names:
             self.reporter.emit(Note(v, f"naming to {n}"))
         self._done(v, t0)
-        return image_id, names
+        return image_id, names, tuple(r.familiar for r in refs)
 
 
 def _ctx_item(entry: Any, base: str) -> Any:
@@ -1019,6 +1066,11 @@ def _is_archive(path: str) -> bool:
         return False
 
 
-def build(store: ImageStore, options: BuildOptions, reporter: Reporter) -> BuildResult:
-    """Build ``options`` into ``store``, reporting progress to ``reporter``."""
-    return Builder(store, options, reporter).build()
+def build(store: ImageStore, options: BuildOptions, reporter: Reporter,
+          memo: MemoProbe | None = None) -> BuildResult:
+    """Build ``options`` into ``store``, reporting progress to ``reporter``.
+
+    ``memo`` (:func:`lamina.build.memo.probe` of the same request): reuse its reads
+    and walk, and remember the result under its key.
+    """
+    return Builder(store, options, reporter, memo).build()

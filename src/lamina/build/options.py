@@ -115,10 +115,15 @@ class BuildOptions:
 
 @dataclass(frozen=True)
 class BuildResult:
-    """The built image and what the build did (``run_steps`` ran, ``cached_steps`` hit)."""
+    """The built image and what the build did (``run_steps`` ran, ``cached_steps`` hit).
+
+    ``names`` are the full names set (``docker.io/library/app:1``); ``familiar_names``
+    the same as Docker prints them (``app:1``).
+    """
 
     image_id: Digest
     names: tuple[str, ...]
     cached_steps: int
     run_steps: int
     seconds: float
+    familiar_names: tuple[str, ...] = ()

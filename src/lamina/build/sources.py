@@ -88,11 +88,17 @@ class Selected:
 class ContextIndex:
     """The kept entries of a context directory, walked once (see the module docstring)."""
 
-    def __init__(self, root: Path, patterns: Sequence[str]) -> None:
+    def __init__(self, root: Path, patterns: Sequence[str],
+                 entries: list[ContextEntry] | None = None) -> None:
+        """``entries``: the walk of ``root`` with ``patterns`` if already done (a build memo
+        probe walks the context first); otherwise it is walked on first use."""
         self.root = root.resolve()
         self.patterns = list(patterns)
         self._entries: list[ContextEntry] | None = None
         self._pos: dict[str, int] = {}
+        if entries is not None:
+            self._entries = entries
+            self._pos = {e.path: i for i, e in enumerate(entries)}
 
     @property
     def entries(self) -> list[ContextEntry]:

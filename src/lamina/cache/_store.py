@@ -128,7 +128,8 @@ class BuildCache:
 
         The layers stay until the image store's garbage collector runs (``prune``):
         those that no image uses are then deleted.  Remembered inputs and file digests
-        go too when everything is pruned.
+        go too when everything is pruned; build memo rows (``memo:`` slots, see
+        :mod:`lamina.build.memo`) go on every prune.
         """
         with self.meta.transaction():
             if older_than is None:
@@ -138,4 +139,5 @@ class BuildCache:
             else:
                 cutoff = (datetime.now(UTC) - older_than).isoformat()
                 n = self.meta._q("DELETE FROM build_cache WHERE last_used < ?", (cutoff,)).rowcount
+                self.meta._q("DELETE FROM build_steps WHERE slot LIKE 'memo:%'")
         return int(n)

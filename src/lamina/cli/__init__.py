@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
+if TYPE_CHECKING:
+    from lamina.cli._group import LazyGroup, cli
 
-__all__ = ["COMMANDS", "main"]
+__all__ = ["COMMANDS", "FAST_PATHS", "LazyGroup", "cli", "main"]
 
 # verb -> (module, short help).  Help text lives here so `lamina --help` imports nothing.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -68,31 +69,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group that imports a verb's module only when that verb runs."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
-            return None
-        try:
-            module = importlib.import_module(entry[0])
-        except ModuleNotFoundError as exc:
-            if exc.name != entry[0]:
-                raise
-            return None  # a verb whose module is not written yet
-        cmd = getattr(module, "commands", {}).get(cmd_name) or getattr(module, "command", None)
-        return cmd if isinstance(cmd, click.Command) else None
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
 def default_root() -> str:
     """The store root: ``$LAMINA_ROOT``, else /var/lib/lamina for root, else XDG data."""
     from lamina.engine import default_root as engine_root
@@ -100,24 +76,36 @@ def default_root() -> str:
     return str(engine_root())
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--root", "root", default=None, metavar="DIR",
-              help="Store root (default: $LAMINA_ROOT, /var/lib/lamina as root).")
-@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
-@click.version_option(package_name="lamina", prog_name="lamina")
-@click.pass_context
-def cli(ctx: click.Context, root: str | None, debug: bool) -> None:
-    """lamina: build, store, run and ship container images, compatible with Docker."""
-    ctx.ensure_object(dict)
-    ctx.obj["root"] = root or default_root()
-    ctx.obj["debug"] = debug
+# verb -> module with ``fast_main(args: list[str]) -> int | None``: runs the verb without
+# click when it understands every argument (``None``: let the click command handle it).
+FAST_PATHS: dict[str, str] = {
+    "build": "lamina.cli._buildfast",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("cli", "LazyGroup"):  # click loads only when a click command runs
+        return getattr(importlib.import_module("lamina.cli._group"), name)
+    raise AttributeError(f"module 'lamina.cli' has no attribute {name!r}")
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``lamina`` console script: maps errors to one-line messages."""
+    args = sys.argv[1:] if argv is None else argv
+    fast = FAST_PATHS.get(args[0]) if args else None
+    if fast is not None:
+        status = importlib.import_module(fast).fast_main(args[1:])
+        if status == 0:
+            return None
+        if status is not None:
+            sys.exit(status)
+
+    import click
+
+    from lamina.cli._group import cli
     from lamina.errors import LaminaError
 
-    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    debug = "--debug" in args
     try:
         return cli.main(args=argv, prog_name="lamina", standalone_mode=False)
     except click.exceptions.Abort:

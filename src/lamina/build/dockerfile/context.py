@@ -97,7 +97,8 @@ class ContextEntry:
     otherwise.  ``link_target`` is the symlink's target as stored (``None`` for
     anything but a symlink).  ``mtime_ns``, ``uid`` and ``gid`` are as on disk
     (the builder decides what to keep: COPY resets owners to 0:0).  ``abspath`` is
-    where the entry lives on this machine.
+    where the entry lives on this machine.  ``ctime_ns`` and ``ino`` complete the
+    ``lstat`` stamp a build memo fingerprints (0 when unknown).
     """
 
     path: str
@@ -109,6 +110,8 @@ class ContextEntry:
     uid: int
     gid: int
     abspath: str
+    ctime_ns: int = 0
+    ino: int = 0
 
     @property
     def perm(self) -> int:
@@ -141,6 +144,8 @@ def _entry(rel: str, abspath: str, st: os.stat_result) -> ContextEntry:
         uid=st.st_uid,
         gid=st.st_gid,
         abspath=abspath,
+        ctime_ns=st.st_ctime_ns,
+        ino=st.st_ino,
     )
 
 
