@@ -99,11 +99,16 @@ def _write_all(fd: int, data: bytes) -> bool:
 
 def run_foreground(runtime: OCIRuntime, cid: str, bundle: Path, log_path: Path, *,
                    cgroups_path: str, open_stdin: bool, terminal: bool,
-                   stdin: int = 0, stdout: int = 1, stderr: int = 2) -> ForegroundResult:
+                   stdin: int = 0, stdout: int = 1, stderr: int = 2,
+                   on_exit: Callable[[ForegroundResult], None] | None = None
+                   ) -> ForegroundResult:
     """Create and start container ``cid`` from ``bundle``, copy its output, wait for it.
 
     See the module docstring.  ``stdin``/``stdout``/``stderr`` are this side's file
-    descriptors.  Raises :class:`~lamina.errors.OCIRuntimeError` (with Docker's
+    descriptors.  ``on_exit`` is called with the result once the process has exited,
+    while ``<runtime> delete`` runs (the caller's bookkeeping overlaps it); when this
+    function returns, the runtime's state is gone too.  Raises
+    :class:`~lamina.errors.OCIRuntimeError` (with Docker's
     126/127 in ``exit_status``) when the runtime cannot start the process; then no
     runtime state is left behind.
     """
@@ -154,7 +159,7 @@ def run_foreground(runtime: OCIRuntime, cid: str, bundle: Path, log_path: Path, 
         outputs = {master: ("stdout", stdout)}
     log = _Log(log_path)
     try:
-        return _supervise(runtime, cid, pid, outputs, log, cgroups_path, master=master,
+        return _supervise(runtime, cid, pid, outputs, log, cgroups_path, on_exit, master=master,
                           stdin=stdin if open_stdin and master >= 0 else -1)
     finally:
         log.close()
@@ -197,7 +202,9 @@ def _create(runtime: OCIRuntime, argv: list[str], child: tuple[int, int, int],
 
 
 def _supervise(runtime: OCIRuntime, cid: str, pid: int, outputs: dict[int, tuple[str, int]],
-               log: _Log, cgroups_path: str, *, master: int, stdin: int) -> ForegroundResult:
+               log: _Log, cgroups_path: str,
+               on_exit: Callable[[ForegroundResult], None] | None, *,
+               master: int, stdin: int) -> ForegroundResult:
     """Start the created container and serve it until its process has exited."""
     pidfd = os.pidfd_open(pid)
     previous: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
@@ -230,13 +237,31 @@ def _supervise(runtime: OCIRuntime, cid: str, pid: int, outputs: dict[int, tuple
         oom = False
         if code == 128 + signal.SIGKILL:
             oom = _oom_killed(cgroups_path)
-        with contextlib.suppress(LaminaError):
-            runtime.delete(cid, force=True)
-        return ForegroundResult(code, oom)
+        result = ForegroundResult(code, oom)
+        _delete_overlapped(runtime, cid, lambda: on_exit(result) if on_exit else None)
+        return result
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
         os.close(pidfd)
+
+
+def _delete_overlapped(runtime: OCIRuntime, cid: str, meanwhile: Callable[[], object]) -> None:
+    """``<runtime> delete --force cid`` while ``meanwhile()`` runs; wait for both."""
+    import subprocess
+
+    try:
+        proc = subprocess.Popen(runtime._argv("delete", "--force", cid),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, preexec_fn=runtime._preexec())
+    except OSError:
+        proc = None
+    try:
+        meanwhile()
+    finally:
+        if proc is None or proc.wait() != 0:  # a failed delete is retried the usual way
+            with contextlib.suppress(LaminaError):
+                runtime.delete(cid, force=True)
 
 
 def _pump(pidfd: int, pid: int, outputs: dict[int, tuple[str, int]], log: _Log, *,

@@ -476,9 +476,9 @@ class ContainerStore:
         126) is recorded as the exit status and raised as
         :class:`~lamina.errors.OCIRuntimeError`.
         """
-        from lamina.runtime import DEVNULL
+        from lamina.runtime import DEVNULL, remove_cgroup
 
-        from .foreground import run_foreground
+        from .foreground import ForegroundResult, run_foreground
 
         if c.state.running:
             raise Conflict(f"container {c.name} is already running",
@@ -500,45 +500,57 @@ class ContainerStore:
                     self.remove(c.id, force=True, volumes=True)
                 raise
             self.table.set_state(c.id, started)
-            code, oom, error = UNKNOWN_EXIT, False, ""
+            code, error = UNKNOWN_EXIT, ""
+            recorded = False
+
+            def record(result: ForegroundResult) -> None:  # while the runtime deletes
+                nonlocal recorded, code
+                code, recorded = result.exit_code, True
+                self._record_exit(c, started, code, oom_killed=result.oom_killed,
+                                  runtime_deleted=True, keep_cgroup=True)
+
             try:
                 open_stdin = stdio.stdin != DEVNULL
-                result = run_foreground(
+                run_foreground(
                     prepared.runtime, c.id, c.dir, c.log_path, cgroups_path=c.cgroups_path,
                     open_stdin=open_stdin, terminal=tty,
                     stdin=_fd(stdio.stdin, 0) if open_stdin else -1, stdout=_fd(stdio.stdout, 1),
-                    stderr=_fd(stdio.stderr, 2))
-                code, oom = result.exit_code, result.oom_killed
+                    stderr=_fd(stdio.stderr, 2), on_exit=record)
             except OCIRuntimeError as exc:
                 code, error = exc.exit_status, exc.message
                 raise
             finally:
-                self._record_exit(c, started, code, error=error, oom_killed=oom,
-                                  runtime_deleted=True)
+                if not recorded:
+                    self._record_exit(c, started, code, error=error, runtime_deleted=True)
+                else:
+                    with contextlib.suppress(OSError):
+                        remove_cgroup(c.cgroups_path)
         return code
 
     def _record_exit(self, c: Container, started: ContainerState, code: int, *,
                      error: str = "", oom_killed: bool = False,
                      finished_at: datetime | None = None,
-                     runtime_deleted: bool = False) -> None:
+                     runtime_deleted: bool = False, keep_cgroup: bool = False) -> None:
         """After the container's process ended: state, unmount, cgroup, ``--rm``.
 
         ``runtime_deleted`` says the caller watched the process and deleted the
         runtime's state itself (the foreground :meth:`run`, which holds the
         container's lock): then a ``--rm`` container is removed at once, without
-        recording an exit nobody can read any more.
+        recording an exit nobody can read any more.  ``keep_cgroup`` leaves the
+        cgroup to the caller (the runtime is still deleting it).
         """
         from lamina.runtime import remove_cgroup
 
         if runtime_deleted and c.spec.auto_remove:
-            self._discard(c)
+            self._discard(c, keep_cgroup=keep_cgroup)
             return
         done = replace(started, status="exited", pid=0, exit_code=code, error=error,
                        oom_killed=oom_killed, finished_at=finished_at or _now())
         changed = self.table.set_state(c.id, done, expect="running")
         self.unmount_rootfs(c)
-        with contextlib.suppress(OSError):
-            remove_cgroup(c.cgroups_path)
+        if not keep_cgroup:
+            with contextlib.suppress(OSError):
+                remove_cgroup(c.cgroups_path)
         if changed and c.spec.auto_remove:
             with contextlib.suppress(NotFound):
                 self.remove(c.id, force=True, volumes=True)
@@ -657,7 +669,7 @@ class ContainerStore:
             self._discard(c, volumes=volumes)
         return c.id
 
-    def _discard(self, c: Container, *, volumes: bool = True) -> None:
+    def _discard(self, c: Container, *, volumes: bool = True, keep_cgroup: bool = False) -> None:
         """Delete a container whose process is gone: rootfs, snapshots, row, files, cgroup.
 
         ``volumes`` also removes its anonymous volumes that nothing else uses.
@@ -683,8 +695,9 @@ class ContainerStore:
                         if not self.volumes.in_use(name):
                             self.volumes.remove(name)
             shutil.rmtree(c.dir, ignore_errors=True)
-        with contextlib.suppress(OSError):
-            remove_cgroup(c.cgroups_path)
+        if not keep_cgroup:
+            with contextlib.suppress(OSError):
+                remove_cgroup(c.cgroups_path)
 
     def rename(self, text: str, new_name: str) -> None:
         """Give a container a new name (Docker's errors for a taken or bad one)."""
