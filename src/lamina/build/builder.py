@@ -66,7 +66,12 @@ if TYPE_CHECKING:
     from lamina.images.store import ImageStore
     from lamina.metadata import LayerRecord
 
-__all__ = ["DEFAULT_PATH", "build"]
+__all__ = ["DEFAULT_PATH", "Fetch", "build"]
+
+#: Pulls a base image into the store: ``fetch(name, policy)`` with policy ``"missing"``
+#: (only if no local image has the name) or ``"always"`` (``--pull``).  The caller
+#: provides it (``lamina.transfer.pull.ensure_image``); without one, bases must be local.
+Fetch = Callable[[str, str], object]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DEFAULT_SHELL = ("/bin/sh", "-c")
@@ -122,10 +127,12 @@ class Builder:
     """One build of ``options`` into ``store``; see the module docstring."""
 
     def __init__(self, store: ImageStore, options: BuildOptions, reporter: Reporter,
-                 memo: MemoProbe | None = None) -> None:
+                 memo: MemoProbe | None = None, fetch: Fetch | None = None) -> None:
         from lamina.cache import BuildCache
 
         self.store = store
+        self.fetch = fetch
+        self._fetched: set[str] = set()
         self.opts = options
         self.reporter = reporter
         self.memo = memo if memo is not None and memo.usable else None
@@ -155,9 +162,10 @@ class Builder:
                                   source_date_epoch=self.opts.source_date_epoch)
         return self._worker
 
-    def _start(self, name: str, *, step: bool = False) -> tuple[int, float]:
+    def _start(self, name: str, *, step: bool = False, replay: bool = True) -> tuple[int, float]:
         self._vertex += 1
-        self._vertices.append((name, step))
+        if replay:  # a build memo hit prints this vertex again
+            self._vertices.append((name, step))
         self.reporter.emit(Started(self._vertex, name))
         return self._vertex, time.monotonic()
 
@@ -338,15 +346,40 @@ class Builder:
                                      "rootfs": {"type": "layers", "diff_ids": []}, "history": []}
             return [], image, step_key(None, {"from": "scratch"}), "FROM scratch"
         try:
+            if self.opts.pull:
+                self._pull(stage.base, "always")
             resolved = self._resolve(stage.base)
         except ImageNotFound as exc:
             line = stage.from_.line
-            raise BuildError(
-                f"{self.dockerfile_name}:{line}: base image {stage.base!r} not found in the store",
-                hint="import, load or pull it first (lamina import / load / pull)") from exc
+            if self.fetch is None or self.opts.pull:
+                raise BuildError(
+                    f"{self.dockerfile_name}:{line}: base image {stage.base!r} not found in the "
+                    "store", hint="import, load or pull it first (lamina import / load / pull)"
+                ) from exc
+            try:
+                self._pull(stage.base, "missing")
+                resolved = self._resolve(stage.base)
+            except LaminaError as pull_exc:
+                raise BuildError(
+                    f"{self.dockerfile_name}:{line}: base image {stage.base!r} is not in the store "
+                    f"and could not be pulled: {pull_exc.message}", hint=pull_exc.hint
+                ) from pull_exc
         name = resolved.names[0] if resolved.names else str(resolved.id)
         return list(resolved.layers), json.loads(resolved.config_bytes), \
             step_key(None, {"from": str(resolved.id)}), f"FROM {name}"
+
+    def _pull(self, name: str, policy: str) -> None:
+        """Pull ``name`` once per build (``--pull``, or a base missing from the store)."""
+        if self.fetch is None or name in self._fetched:
+            return
+        v, t0 = self._start(f"[internal] load metadata for {name}", replay=False)
+        try:
+            self.fetch(name, policy)
+        except LaminaError as exc:
+            self.reporter.emit(Failed(v, exc.message))
+            raise
+        self._fetched.add(name)
+        self._done(v, t0)
 
     def _triggers(self, cfg: dict[str, Any]) -> list[ins.Instruction]:
         from lamina.build.dockerfile.parser import parse
@@ -1067,10 +1100,11 @@ def _is_archive(path: str) -> bool:
 
 
 def build(store: ImageStore, options: BuildOptions, reporter: Reporter,
-          memo: MemoProbe | None = None) -> BuildResult:
+          memo: MemoProbe | None = None, fetch: Fetch | None = None) -> BuildResult:
     """Build ``options`` into ``store``, reporting progress to ``reporter``.
 
     ``memo`` (:func:`lamina.build.memo.probe` of the same request): reuse its reads
-    and walk, and remember the result under its key.
+    and walk, and remember the result under its key.  ``fetch`` pulls base images
+    that are missing (and every base with ``options.pull``); see :data:`Fetch`.
     """
-    return Builder(store, options, reporter, memo).build()
+    return Builder(store, options, reporter, memo, fetch).build()

@@ -273,8 +273,13 @@ def _full_build(root: str, p: BuildParams, build_args: dict[str, str], labels: d
         if p.lint:
             _lint(opts)
         reporter: Any = QuietReporter() if p.quiet else PlainRenderer(sys.stderr)
+        def fetch(name: str, policy: str) -> object:
+            from lamina.transfer.pull import ensure_image
+
+            return ensure_image(store, name, pull_policy=policy)  # type: ignore[arg-type]
+
         try:
-            result = build(store, opts, reporter, memo)
+            result = build(store, opts, reporter, memo, fetch)
         except BuildStepFailed as exc:
             if p.quiet and reporter.lines:
                 _echo("\n".join(reporter.lines[-20:]))
