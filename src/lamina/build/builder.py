@@ -240,14 +240,15 @@ class Builder:
             results[index] = self._build_stage(stages[index], stages, results)
         final = results[target.index]
         image_id, names, familiar = self._export(final)
-        if self._digests is not None:
-            self._digests.save()
-        self.cache.touch_used()
-        self.cache.remember_inputs(self._remember)
-        if self.memo is not None and self._memo_ok:
-            self.memo.save(self.store.meta, str(image_id), vertices=self._vertices[:-1],
-                           cache_keys=self._keys, bases=self._bases,
-                           names=list(zip(self.opts.tags, names, familiar, strict=True)))
+        with self.store.meta.transaction():  # one commit for the build's bookkeeping
+            if self._digests is not None:
+                self._digests.save()
+            self.cache.touch_used()
+            self.cache.remember_inputs(self._remember)
+            if self.memo is not None and self._memo_ok:
+                self.memo.save(self.store.meta, str(image_id), vertices=self._vertices[:-1],
+                               cache_keys=self._keys, bases=self._bases,
+                               names=list(zip(self.opts.tags, names, familiar, strict=True)))
         return BuildResult(image_id, names, self.cached_steps, self.run_steps,
                            time.monotonic() - t_start, familiar)
 
