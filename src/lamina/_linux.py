@@ -254,8 +254,10 @@ def _libc() -> ctypes.CDLL:
     import ctypes
     import ctypes.util
 
-    name = ctypes.util.find_library("c") or "libc.so.6"
-    lib = ctypes.CDLL(name, use_errno=True)
+    try:  # glibc's soname: no ldconfig run (find_library spawns one, ~5 ms)
+        lib = ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     lib.mount.argtypes = [
         ctypes.c_char_p,
         ctypes.c_char_p,
