@@ -549,7 +549,8 @@ def published_ports(c: Container) -> list[Any]:
     return list(read_state(c.state_dir).ports)
 
 
-def _ps_row(store: ContainerStore, c: Container, no_trunc: bool) -> dict[str, Any]:
+def _ps_row(store: ContainerStore, c: Container, no_trunc: bool,
+            size: bool = False) -> dict[str, Any]:
     from lamina.cli._format import human_size
 
     argv: tuple[str, ...] = ()
@@ -573,8 +574,16 @@ def _ps_row(store: ContainerStore, c: Container, no_trunc: bool) -> dict[str, An
         "Labels": ",".join(f"{k}={v}" for k, v in c.spec.labels),
         "Mounts": ",".join(m.source or m.target for m in c.spec.mounts),
         "Networks": c.spec.network,
-        "Size": human_size(0),
+        "Size": _size_text(store, c) if size else human_size(0),
     }
+
+
+def _size_text(store: ContainerStore, c: Container) -> str:
+    """Docker's SIZE column: the writable layer, and with the image ("virtual")."""
+    from lamina.cli._format import human_size
+
+    rw, virtual = store.size(c)
+    return f"{human_size(rw)} (virtual {human_size(virtual)})"
 
 
 def _matches(store: ContainerStore, c: Container, filters: Sequence[str]) -> bool:
@@ -636,7 +645,7 @@ def _is_ancestor(store: ContainerStore, c: Container, text: str) -> bool:
 @click.option("-f", "--filter", "filters", multiple=True, help="Filter (status=, name=, …).")
 @click.option("--format", "fmt", default=None, help="Format with a Go template.")
 @click.option("--no-trunc", is_flag=True, help="Don't truncate output.")
-@click.option("-s", "--size", is_flag=True, help="Accepted for compatibility.")
+@click.option("-s", "--size", is_flag=True, help="Display total file sizes.")
 @click.pass_context
 def ps_cmd(ctx: click.Context, show_all: bool, quiet: bool, last: int, latest: bool,
            filters: tuple[str, ...], fmt: str | None, no_trunc: bool, size: bool) -> None:
@@ -657,7 +666,7 @@ def ps_cmd(ctx: click.Context, show_all: bool, quiet: bool, last: int, latest: b
         for c in items:
             click.echo(c.id if no_trunc else c.id[:12])
         return
-    rows = [_ps_row(store, c, no_trunc) for c in items]
+    rows = [_ps_row(store, c, no_trunc, size) for c in items]
     if fmt and not fmt.startswith("table"):
         for r in rows:
             click.echo(render_template(fmt, r))
@@ -665,6 +674,8 @@ def ps_cmd(ctx: click.Context, show_all: bool, quiet: bool, last: int, latest: b
     columns = [("CONTAINER ID", "ID"), ("IMAGE", "Image"), ("COMMAND", "Command"),
                ("CREATED", "RunningFor"), ("STATUS", "Status"), ("PORTS", "Ports"),
                ("NAMES", "Names")]
+    if size:
+        columns.append(("SIZE", "Size"))
     if fmt:
         template = fmt[len("table"):].strip()
         fields = [f.strip() for f in template.replace("\\t", "\t").split("\t")]

@@ -715,12 +715,79 @@ class ContainerStore:
     # --- files ----------------------------------------------------------------------
 
     def diff(self, text: str) -> list[Change]:
-        """``docker diff``: what the container added (A), changed (C), deleted (D)."""
+        """``docker diff``: what the container added (A), changed (C), deleted (D).
+
+        As in Docker, the mount points made for its ``-v``/``--mount`` targets (and
+        volumes) that the image lacks are listed as added, with the parents made for
+        them -- though they live in the init layer, so :meth:`commit` leaves them out.
+        """
         from lamina.layer import changes
 
         c = self.get(text, reconcile=False)
         upper = self.images.snapshots.fs_path(c.snapshot_key)
-        return changes(upper, self._lowers(c))
+        lowers = self._lowers(c)
+        found = changes(upper, lowers)
+        added = self._mount_points_added(c, lowers)
+        if not added:
+            return found
+        from lamina.layer import Change, ChangeKind
+
+        have = {ch.path for ch in found}
+        found += [Change(ChangeKind.ADD, p) for p in added if p not in have]
+        return sorted(found, key=lambda ch: os.fsencode(ch.path))
+
+    def _mount_points_added(self, c: Container, lowers: list[Path]) -> list[str]:
+        """Mount targets (and their parents) the init layer made because the image lacks them."""
+        sn = self.images.snapshots
+        try:
+            init = sn.fs_path(c.init_key)
+        except NotFound:
+            return []
+        if not lowers or lowers[0] != init:
+            return []
+        from lamina.layer.diff import LowerView
+
+        from .fs import split_path
+
+        image = LowerView(lowers[1:])
+        targets = {m.target for m in c.spec.mounts}
+        targets |= {dest for _vol, dest in self.table.volumes_of(c.id)}
+        out: set[str] = set()
+        for target in targets:
+            parts = split_path(target)
+            for depth in range(1, len(parts) + 1):
+                rel = "/".join(parts[:depth])
+                if image.lookup(rel.encode()) is None and os.path.lexists(init / rel):
+                    out.add("/" + rel)
+        return sorted(out)
+
+    def size(self, c: Container) -> tuple[int, int]:
+        """``ps --size``: bytes of the container's writable layer, and with the image's.
+
+        File contents are counted (each hard-linked file once), directories not, as
+        Docker counts them; the second number adds the image's size ("virtual").
+        """
+        rw = 0
+        seen: set[int] = set()
+        try:
+            top = os.fspath(self.images.snapshots.fs_path(c.snapshot_key))
+        except NotFound:
+            top = ""
+        for dirpath, _dirs, files in os.walk(top) if top else ():
+            for name in files:
+                try:
+                    st = os.lstat(os.path.join(dirpath, name))
+                except OSError:
+                    continue
+                if st.st_nlink > 1:
+                    if st.st_ino in seen:
+                        continue
+                    seen.add(st.st_ino)
+                rw += st.st_size
+        image = 0
+        with contextlib.suppress(LaminaError):
+            image = self.images.meta.get_image(c.record.image_id).size or 0
+        return rw, rw + image
 
     @contextlib.contextmanager
     def view(self, c: Container) -> Iterator[Path]:
