@@ -89,6 +89,23 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'lamina.cli' has no attribute {name!r}")
 
 
+def _echo_error(exc: Any) -> None:
+    """``Error: message``; for Dockerfile errors ``file:line:col: message``, the line, a caret."""
+    from lamina.errors import DockerfileSyntaxError
+
+    if isinstance(exc, DockerfileSyntaxError) and exc.line:
+        loc = exc.location()
+        msg = exc.message if exc.message.startswith(loc) else f"{loc}: {exc.message}"
+        click.echo(f"Error: {msg}", err=True)
+        if exc.source_line is not None:
+            click.echo(f"    {exc.source_line}", err=True)
+            if exc.column:
+                pad = "".join("\t" if c == "\t" else " " for c in exc.source_line[: exc.column - 1])
+                click.echo(f"    {pad}^", err=True)
+        return
+    click.echo(f"Error: {exc.message}", err=True)
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``lamina`` console script: maps errors to one-line messages."""
     args = sys.argv[1:] if argv is None else argv
@@ -119,7 +136,7 @@ def main(argv: list[str] | None = None) -> Any:
     except LaminaError as exc:
         if debug:
             raise
-        click.echo(f"Error: {exc.message}", err=True)
+        _echo_error(exc)
         if exc.hint:
             click.echo(f"Hint: {exc.hint}", err=True)
         sys.exit(exc.exit_status)
