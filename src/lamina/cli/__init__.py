@@ -89,21 +89,31 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'lamina.cli' has no attribute {name!r}")
 
 
-def _echo_error(exc: Any) -> None:
-    """``Error: message``; for Dockerfile errors ``file:line:col: message``, the line, a caret."""
+def error_lines(exc: Any) -> list[str]:
+    """What to print for a LaminaError: ``Error: message`` (for Dockerfile errors
+    ``file:line:col: message``, the source line and a caret under the spot), then the hint."""
     from lamina.errors import DockerfileSyntaxError
 
+    lines: list[str] = []
     if isinstance(exc, DockerfileSyntaxError) and exc.line:
         loc = exc.location()
         msg = exc.message if exc.message.startswith(loc) else f"{loc}: {exc.message}"
-        click.echo(f"Error: {msg}", err=True)
+        lines.append(f"Error: {msg}")
         if exc.source_line is not None:
-            click.echo(f"    {exc.source_line}", err=True)
+            lines.append(f"    {exc.source_line}")
             if exc.column:
                 pad = "".join("\t" if c == "\t" else " " for c in exc.source_line[: exc.column - 1])
-                click.echo(f"    {pad}^", err=True)
-        return
-    click.echo(f"Error: {exc.message}", err=True)
+                lines.append(f"    {pad}^")
+    else:
+        lines.append(f"Error: {exc.message}")
+    if exc.hint:
+        lines.append(f"Hint: {exc.hint}")
+    return lines
+
+
+def _echo_error(exc: Any) -> None:
+    sys.stderr.write("".join(f"{line}\n" for line in error_lines(exc)))
+    sys.stderr.flush()
 
 
 def main(argv: list[str] | None = None) -> Any:
@@ -137,8 +147,6 @@ def main(argv: list[str] | None = None) -> Any:
         if debug:
             raise
         _echo_error(exc)
-        if exc.hint:
-            click.echo(f"Hint: {exc.hint}", err=True)
         sys.exit(exc.exit_status)
     except KeyboardInterrupt:
         sys.exit(130)

@@ -337,9 +337,10 @@ def fast_main(args: list[str]) -> int | None:
     try:
         run_build(root, p)
     except LaminaError as exc:
-        _echo(f"Error: {exc.message}")
-        if exc.hint:
-            _echo(f"Hint: {exc.hint}")
+        from lamina.cli import error_lines
+
+        for line in error_lines(exc):
+            _echo(line)
         return exc.exit_status
     except KeyboardInterrupt:
         return 130
