@@ -14,9 +14,11 @@ Submodules load on first use, so importing :mod:`lamina.build` costs nothing.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
+    from typing import Any
+
     from lamina.build.builder import Builder, StageResult, build
     from lamina.build.options import BuildOptions, BuildResult, OutputSpec, SecretSpec
 

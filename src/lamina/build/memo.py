@@ -40,9 +40,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
+    from typing import Any
+
     from lamina.build.dockerfile.context import ContextEntry
     from lamina.metadata import MetadataStore
 
@@ -233,7 +235,7 @@ def probe(store_root: str, *, context: str, dockerfile: str | None,
     :class:`~lamina.errors.BuildError` when the Dockerfile cannot be read (as the
     builder would).
     """
-    from lamina.build.dockerfile.context import find_ignore_file, walk_context
+    from lamina.build.dockerfile.context import find_ignore_path, walk_context
     from lamina.build.dockerfile.dockerignore import read_ignore_file
 
     df_path = dockerfile if dockerfile is not None else os.path.join(context, "Dockerfile")
@@ -276,9 +278,10 @@ def probe(store_root: str, *, context: str, dockerfile: str | None,
     racy = False
     started = _clock_ns()
     try:
-        ignore = find_ignore_file(context, df_path)
+        ignore = find_ignore_path(context, df_path)
         if ignore is not None:
-            data = ignore.read_bytes()
+            with open(ignore, "rb") as f:
+                data = f.read()
             put("ignore", os.path.realpath(ignore), len(data))
             h.update(data)
             patterns = read_ignore_file(data)

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
+    from typing import Any
+
     from lamina.cli._group import LazyGroup, cli
 
 __all__ = ["COMMANDS", "FAST_PATHS", "LazyGroup", "cli", "main"]

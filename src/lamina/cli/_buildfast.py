@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import os
 import sys
-import threading
 import time
 from collections.abc import Sequence
-from typing import IO, TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
+    from typing import IO, Any
+
     from lamina.build.progress import Event
 
 __all__ = ["BuildParams", "PlainRenderer", "QuietReporter", "fast_main", "parse_args",
@@ -29,6 +30,8 @@ class PlainRenderer:
     """Writes build events to a stream in BuildKit's plain progress format."""
 
     def __init__(self, out: IO[str]) -> None:
+        import threading  # not on the build memo's path
+
         self.out = out
         self._lock = threading.Lock()
 

@@ -10,9 +10,11 @@ module (the context walk, say) does not import the parser.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
 if TYPE_CHECKING:
+    from typing import Any
+
     from lamina.build.dockerfile.parser import parse, parse_file
 
 __all__ = ["parse", "parse_file"]

@@ -35,16 +35,20 @@ import stat
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from pathlib import Path
 
 from lamina.build.dockerfile.dockerignore import MatchInfo, PatternMatcher, read_ignore_file
 from lamina.errors import InvalidArgument, NotFound
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = [
     "ContextEntry",
     "ContextError",
     "EntryKind",
     "find_ignore_file",
+    "find_ignore_path",
     "load_ignore_patterns",
     "walk_context",
 ]
@@ -281,26 +285,39 @@ def walk_context(
             stack.append(_Frame(iter(children), rel, info, None))
 
 
-def find_ignore_file(
-    context_dir: Path | str, dockerfile_path: Path | str | None = None
-) -> Path | None:
+def find_ignore_path(
+    context_dir: str | os.PathLike[str], dockerfile_path: str | os.PathLike[str] | None = None
+) -> str | None:
     """The ignore file a build of *dockerfile_path* in *context_dir* uses, if any.
 
     ``<Dockerfile name>.dockerignore`` in the Dockerfile's directory (e.g.
     ``build/app.Dockerfile.dockerignore``) replaces the context's
     ``.dockerignore``.  A relative *dockerfile_path* is taken as given (relative
     to the current directory, like ``docker build -f``); ``None`` means
-    ``<context_dir>/Dockerfile``.
+    ``<context_dir>/Dockerfile``.  (Plain strings: no :mod:`pathlib` on the build
+    memo's path.)
     """
-    context = Path(context_dir)
-    dockerfile = Path(dockerfile_path) if dockerfile_path is not None else context / "Dockerfile"
-    specific = dockerfile.with_name(dockerfile.name + ".dockerignore")
-    if specific.is_file():
+    context = os.fspath(context_dir)
+    dockerfile = (os.fspath(dockerfile_path) if dockerfile_path is not None
+                  else os.path.join(context, "Dockerfile"))
+    head, name = os.path.split(dockerfile.rstrip("/") or dockerfile)
+    specific = os.path.join(head, name + ".dockerignore")
+    if os.path.isfile(specific):
         return specific
-    default = context / ".dockerignore"
-    if default.is_file():
+    default = os.path.join(context, ".dockerignore")
+    if os.path.isfile(default):
         return default
     return None
+
+
+def find_ignore_file(
+    context_dir: Path | str, dockerfile_path: Path | str | None = None
+) -> Path | None:
+    """:func:`find_ignore_path` as a :class:`~pathlib.Path`."""
+    from pathlib import Path
+
+    found = find_ignore_path(context_dir, dockerfile_path)
+    return Path(found) if found is not None else None
 
 
 def load_ignore_patterns(

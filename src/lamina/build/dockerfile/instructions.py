@@ -31,7 +31,6 @@ Every instruction keeps its syntax :class:`~lamina.build.dockerfile.ast.Node`
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -145,6 +144,8 @@ class _Where:
 
 
 def _suggest(word: str, choices: Sequence[str]) -> str:
+    import difflib
+
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f" (did you mean {close[0]}?)" if close else ""
 
