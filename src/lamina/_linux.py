@@ -252,11 +252,12 @@ def parse_options(options: Iterable[str]) -> ParsedOptions:
 @cache
 def _libc() -> ctypes.CDLL:
     import ctypes
-    import ctypes.util
 
     try:  # glibc's soname: no ldconfig run (find_library spawns one, ~5 ms)
         lib = ctypes.CDLL("libc.so.6", use_errno=True)
     except OSError:
+        import ctypes.util
+
         lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
     lib.mount.argtypes = [
         ctypes.c_char_p,
