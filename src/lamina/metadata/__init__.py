@@ -5,14 +5,8 @@ Open a :class:`MetadataStore` on ``<root>/metadata.db``; see
 :mod:`lamina.metadata._schema` for how the schema grows by migrations.
 """
 
-from lamina.metadata._containers import (
-    ContainerRecord,
-    ContainerState,
-    ContainerTable,
-    VolumeNotFound,
-    VolumeRecord,
-    VolumeTable,
-)
+from typing import TYPE_CHECKING, Any
+
 from lamina.metadata._records import (
     ImageRecord,
     LayerRecord,
@@ -23,6 +17,30 @@ from lamina.metadata._records import (
 )
 from lamina.metadata._schema import MIGRATIONS, Migration
 from lamina.metadata._store import LayerNotFound, MetadataError, MetadataStore, SnapshotNotFound
+
+if TYPE_CHECKING:
+    from lamina.metadata._containers import (
+        ContainerRecord,
+        ContainerState,
+        ContainerTable,
+        VolumeNotFound,
+        VolumeRecord,
+        VolumeTable,
+    )
+
+_CONTAINER_NAMES = frozenset({"ContainerRecord", "ContainerState", "ContainerTable",
+                              "VolumeNotFound", "VolumeRecord", "VolumeTable"})
+
+
+def __getattr__(name: str) -> Any:
+    # the container and volume tables load on first use: image work never needs them
+    if name in _CONTAINER_NAMES:
+        from lamina.metadata import _containers
+
+        value = getattr(_containers, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lamina.metadata' has no attribute {name!r}")
 
 __all__ = [
     "MIGRATIONS",
