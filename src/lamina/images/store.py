@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import platform
 import shutil
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -66,7 +65,7 @@ SIZE_LABEL = "lamina.size"  # Docker-style content size of one layer, kept on it
 
 def docker_arch() -> str:
     """This machine's architecture as OCI/Docker names it (``amd64``, ``arm64``…)."""
-    m = platform.machine().lower()
+    m = os.uname().machine.lower()
     return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386",
             "i386": "386", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}.get(m, m)
 
