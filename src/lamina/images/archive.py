@@ -347,7 +347,8 @@ def write_archive(out: BinaryIO, images: Sequence[SaveImage], *, docker: bool = 
     """Write ``images`` as one tar to ``out`` (a stream; nothing is seeked).
 
     The tar is an OCI image layout; with ``docker=True`` it also has the ``manifest.json``
-    that ``docker load`` reads.  Blobs shared by several images are
+    that ``docker load`` reads and the legacy ``repositories`` file (repository → tag →
+    top layer ID) that older readers look at.  Blobs shared by several images are
     written once.  Entries are in a fixed order with fixed headers, so the same images give
     the same bytes.
     """
@@ -369,6 +370,7 @@ def write_archive(out: BinaryIO, images: Sequence[SaveImage], *, docker: bool = 
         tar.addfile(_dir_info("blobs/sha256"))
         index_entries: list[dict[str, Any]] = []
         docker_entries: list[dict[str, Any]] = []
+        repositories: dict[str, dict[str, str]] = {}
         for img in images:
             layer_names = []
             for lay in img.layers:
@@ -385,10 +387,14 @@ def write_archive(out: BinaryIO, images: Sequence[SaveImage], *, docker: bool = 
             desc = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + man_name.rsplit("/", 1)[1],
                     "size": len(manifest)}
             if img.names:
-                for full, _familiar in img.names:
+                for full, familiar in img.names:
                     tag = full.rsplit(":", 1)[1] if ":" in full.rsplit("/", 1)[-1] else "latest"
                     index_entries.append({**desc, "annotations": {CONTAINERD_NAME: full,
                                                                   REF_NAME: tag}})
+                    repo = familiar.rsplit(":", 1)[0] if ":" in familiar.rsplit("/", 1)[-1] \
+                        else familiar
+                    if img.layers:  # legacy readers: repo -> tag -> the top layer's ID
+                        repositories.setdefault(repo, {})[tag] = img.layers[-1].digest.hex
             else:
                 index_entries.append(desc)
             docker_entries.append({"Config": cfg_name,
@@ -399,6 +405,8 @@ def write_archive(out: BinaryIO, images: Sequence[SaveImage], *, docker: bool = 
         add_bytes("index.json", json.dumps(index, separators=(",", ":")).encode())
         if docker:
             add_bytes("manifest.json", json.dumps(docker_entries, separators=(",", ":")).encode())
+            if repositories:
+                add_bytes("repositories", json.dumps(repositories, separators=(",", ":")).encode())
     finally:
         tar.close()
 

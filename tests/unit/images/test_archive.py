@@ -44,7 +44,10 @@ def test_roundtrip_two_images_share_base_blob(tmp_path: Path) -> None:
     _write(path, [img1, img2])
     with tarfile.open(path) as tar:
         names = tar.getnames()
+        repositories = json.loads(tar.extractfile("repositories").read())  # type: ignore[union-attr]
     assert names.count(f"blobs/sha256/{Digest.from_bytes(base).hex}") == 1
+    assert repositories == {"one": {"1": Digest.from_bytes(base).hex},
+                            "two": {"2": Digest.from_bytes(top).hex}}
     with open_archive(path) as arch:
         assert [i.repo_tags for i in arch.images] == [("one:1",), ("two:2",)]
         got = arch.images[1]
