@@ -82,6 +82,7 @@ def default_root() -> str:
 # click when it understands every argument (``None``: let the click command handle it).
 FAST_PATHS: dict[str, str] = {
     "build": "lamina.cli._buildfast",
+    "run": "lamina.cli._runfast",
 }
 
 

@@ -14,18 +14,33 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from lamina.cli._runfast import (
+    CREATE_OPTIONS,
+    FLAG,
+    FLOAT,
+    INT,
+    MULTI,
+    RUN_OPTIONS,
+    TEXT,
+    as_engine_error,
+    build_spec,
+    run_container,
+    run_foreground,
+    start_detached,
+)
+
 if TYPE_CHECKING:
-    from lamina.containers.spec import ContainerSpec
     from lamina.containers.store import Container, ContainerStore
 
 __all__ = ["commands"]
 
+_F = TypeVar("_F", bound=Callable[..., Any])
 _NO_H = {"help_option_names": ["--help"]}
 _PASS = {"help_option_names": ["--help"], "allow_interspersed_args": False}
 
@@ -43,209 +58,34 @@ def _store(ctx: click.Context) -> ContainerStore:
 
 
 def _create_options(f: Any) -> Any:
-    """The flags ``run`` and ``create`` share (applied bottom-up, so listed in reverse)."""
-    options = [
-        click.option("-l", "--label", "labels", multiple=True, help="Set metadata (KEY=VALUE)."),
-        click.option("--stop-timeout", type=int, default=None, help="Seconds before SIGKILL."),
-        click.option("--stop-signal", default="", help="Signal to stop the container."),
-        click.option("--runtime", default="runc", show_default=True,
-                     help="OCI runtime: runc or crun."),
-        click.option("--pids-limit", type=int, default=None, help="Tune the pids limit."),
-        click.option("--cpus", type=float, default=None, help="Number of CPUs."),
-        click.option("--memory-swap", default=None, help="Memory plus swap (-1: unlimited)."),
-        click.option("-m", "--memory", default=None, help="Memory limit (e.g. 32m)."),
-        click.option("-P", "--publish-all", is_flag=True, help="Publish every exposed port."),
-        click.option("-p", "--publish", "publish", multiple=True,
-                     help="Publish a port: [IP:][HOSTPORT:]CTRPORT[/PROTO]."),
-        click.option("--cap-drop", multiple=True, help="Drop Linux capabilities."),
-        click.option("--cap-add", multiple=True, help="Add Linux capabilities."),
-        click.option("--read-only", is_flag=True, help="Mount the root filesystem read-only."),
-        click.option("--network", "--net", "network", default="none", show_default=True,
-                     help="none (own namespace, loopback) or host."),
-        click.option("--tmpfs", multiple=True, help="Mount a tmpfs (PATH[:size=…])."),
-        click.option("--mount", "mounts", multiple=True,
-                     help="Attach a mount: type=bind|volume|tmpfs,source=…,target=…[,readonly]."),
-        click.option("-v", "--volume", "volumes", multiple=True,
-                     help="Bind mount or volume: /host:/ctr[:ro], NAME:/ctr, /ctr."),
-        click.option("-h", "--hostname", default="", help="Container host name."),
-        click.option("--entrypoint", default=None, help="Overwrite the image's ENTRYPOINT."),
-        click.option("-u", "--user", default="", help="USER[:GROUP] (name or number)."),
-        click.option("-w", "--workdir", default="", help="Working directory inside."),
-        click.option("--env-file", "env_files", multiple=True, help="Read variables from a file."),
-        click.option("-e", "--env", "env", multiple=True, help="Set a variable (K=V, or K)."),
-        click.option("--name", default=None, help="Assign a name to the container."),
-        click.option("-t", "--tty", is_flag=True, help="Allocate a pseudo-TTY."),
-        click.option("-i", "--interactive", is_flag=True, help="Keep STDIN open."),
-        click.option("--rm", "auto_remove", is_flag=True,
-                     help="Remove the container when it exits."),
-    ]
-    for option in options:
-        f = option(f)
+    """The flags ``run`` and ``create`` share (from :data:`CREATE_OPTIONS`, which the
+    click-free ``run`` parser reads too)."""
+    for decls, dest, kind, default, show_default, text in reversed(CREATE_OPTIONS):
+        f = _option(decls, dest, kind, default, show_default, text)(f)
     return f
 
 
-def _build_spec(image: str, args: Sequence[str], o: dict[str, Any]) -> ContainerSpec:
-    """A :class:`ContainerSpec` from ``run``/``create`` flags (all parsing errors here)."""
-    from lamina.containers.spec import (
-        ContainerSpec,
-        MountSpec,
-        Resources,
-        parse_bytes,
-        parse_env,
-        parse_env_file,
-        parse_mount,
-        parse_publish,
-        parse_volume,
-    )
-    from lamina.errors import InvalidArgument
-
-    env: list[str] = []
-    for path in o["env_files"]:
-        env.extend(parse_env_file(path))
-    env.extend(parse_env(o["env"]))
-    mounts = [parse_volume(v) for v in o["volumes"]]
-    mounts += [parse_mount(m) for m in o["mounts"]]
-    for t in o["tmpfs"]:
-        target, _, opts = t.partition(":")
-        size = None
-        for opt in filter(None, opts.split(",")):
-            if opt.startswith("size="):
-                size = parse_bytes(opt[5:], flag="--tmpfs")
-        mounts.append(MountSpec("tmpfs", "", target, tmpfs_size=size))
-    ports: list[Any] = []
-    for p in o["publish"]:
-        ports.extend(parse_publish(p))
-    labels = []
-    for item in o["labels"]:
-        key, _, value = item.partition("=")
-        labels.append((key, value))
-    memory_swap = None
-    if o["memory_swap"] is not None:
-        memory_swap = -1 if o["memory_swap"] == "-1" else parse_bytes(o["memory_swap"],
-                                                                      flag="--memory-swap")
-    if o["cpus"] is not None:
-        ncpu = os.cpu_count() or 1
-        if not 0.01 <= o["cpus"] <= ncpu:
-            raise InvalidArgument(
-                f"Range of CPUs is from 0.01 to {ncpu:.2f}, as there are only {ncpu} CPUs "
-                "available", hint="pass a smaller --cpus")
-    return ContainerSpec(
-        image=image,
-        args=tuple(args) if args else None,
-        entrypoint=o["entrypoint"],
-        env=tuple(env),
-        working_dir=o["workdir"],
-        user=o["user"],
-        hostname=o["hostname"],
-        tty=o["tty"],
-        open_stdin=o["interactive"],
-        mounts=tuple(mounts),
-        network=o["network"],
-        read_only=o["read_only"],
-        cap_add=tuple(o["cap_add"]),
-        cap_drop=tuple(o["cap_drop"]),
-        ports=tuple(ports),
-        publish_all=o["publish_all"],
-        resources=Resources(
-            memory=parse_bytes(o["memory"]) if o["memory"] is not None else None,
-            memory_swap=memory_swap, cpus=o["cpus"], pids_limit=o["pids_limit"]),
-        auto_remove=o["auto_remove"],
-        runtime=o["runtime"],
-        stop_signal=o["stop_signal"],
-        stop_timeout=o["stop_timeout"],
-        labels=tuple(labels),
-    )
-
-
-def _as_engine_error(exc: Exception) -> None:
-    """``run``/``create`` fail with status 125 when lamina (not the command) failed."""
-    from lamina.errors import LaminaError
-
-    if isinstance(exc, LaminaError) and exc.exit_status == 1:
-        exc.exit_status = 125
-
-
-#: Run foreground containers under a monitor too.  Off: the monitor is a second Python
-#: process (about 150 ms more for ``run --rm IMAGE true``), while the in-process path
-#: (:mod:`lamina.containers.foreground`) writes the same json-file log and records
-#: OOM kills too.  Containers with published ports always use the monitor.
-_MONITORED_FOREGROUND = False
-
-
-def _run_foreground(store: ContainerStore, c: Container) -> int:
-    """Run ``c`` attached to this terminal; return its exit status.
-
-    The container runs under the OCI runtime driven by this process
-    (:meth:`ContainerStore.run`: its output copied here and to its log, a few
-    milliseconds over the runtime itself).  With published ports it is started
-    under its monitor (which forwards them) and attached to.
-    """
-    from lamina.errors import InvalidArgument
-    from lamina.runtime import DEVNULL, INHERIT, Stdio
-
-    if c.spec.tty and c.spec.open_stdin and not sys.stdin.isatty():
-        raise InvalidArgument("the input device is not a TTY",
-                              hint="run from a terminal, or drop -t")
-    if not c.spec.ports and not c.spec.publish_all and not _MONITORED_FOREGROUND:
-        stdin = INHERIT if c.spec.open_stdin else DEVNULL
-        return store.run(c, Stdio(stdin, INHERIT, INHERIT),
-                         terminal=c.spec.tty and sys.stdin.isatty())
-    from lamina.containers import detached
-    from lamina.runtime.attach import DETACHED, attach
-
-    handle = detached.start(store, c, await_attach=True)
-    code = attach(handle.attach_socket, sys.stdin.buffer if c.spec.open_stdin else None,
-                  sys.stdout.buffer, sys.stderr.buffer, tty=c.spec.tty)
-    if code == DETACHED:
-        return 0
-    store.get(c.id)  # record the exit (the monitor's reap may still be on its way)
-    return code
-
-
-def _start_or_remove(store: ContainerStore, c: Container, start: Any) -> Any:
-    """Start ``c``; if that fails for any reason but its command, remove it again."""
-    from lamina.errors import OCIRuntimeError
-
-    try:
-        return start()
-    except OCIRuntimeError:
-        raise
-    except BaseException:
-        from lamina.errors import NotFound
-
-        with contextlib.suppress(NotFound):
-            store.remove(c.id, force=True, volumes=True)  # no half-made container
-        raise
-
-
-def _start_detached(store: ContainerStore, c: Container) -> None:
-    from lamina.containers import detached
-
-    detached.start(store, c)
+def _option(decls: tuple[str, ...], dest: str, kind: str, default: object,
+            show_default: bool, text: str) -> Callable[[_F], _F]:
+    """One click option from its :data:`CREATE_OPTIONS` row."""
+    if kind == FLAG:
+        return click.option(*decls, dest, is_flag=True, help=text)
+    if kind == MULTI:
+        return click.option(*decls, dest, multiple=True, help=text)
+    types = {INT: int, FLOAT: float, TEXT: None}
+    return click.option(*decls, dest, type=types[kind], default=default,
+                        show_default=show_default, help=text)
 
 
 @click.command("run", context_settings=_PASS)
-@click.option("-d", "--detach", is_flag=True, help="Run in the background, print the ID.")
+@_option(*RUN_OPTIONS[0])
 @_create_options
 @click.argument("image")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
 @click.pass_context
-def run_cmd(ctx: click.Context, /, detach: bool, image: str, args: tuple[str, ...],
-            **o: Any) -> None:
+def run_cmd(ctx: click.Context, /, **params: Any) -> None:
     """Create and run a new container from an image (in the foreground unless -d)."""
-    try:
-        spec = _build_spec(image, args, o)
-        store = _store(ctx)
-        c = store.create(spec, name=o["name"])
-        if detach:
-            _start_or_remove(store, c, lambda: _start_detached(store, c))
-            click.echo(c.id)
-            return
-        code = _start_or_remove(store, c, lambda: _run_foreground(store, c))
-    except Exception as exc:
-        _as_engine_error(exc)
-        raise
-    ctx.exit(code)
+    ctx.exit(run_container(ctx.obj["root"], params))
 
 
 @click.command("create", context_settings=_PASS)
@@ -256,10 +96,10 @@ def run_cmd(ctx: click.Context, /, detach: bool, image: str, args: tuple[str, ..
 def create_cmd(ctx: click.Context, /, image: str, args: tuple[str, ...], **o: Any) -> None:
     """Create a new container (do not start it); print its ID."""
     try:
-        spec = _build_spec(image, args, o)
+        spec = build_spec(image, args, o)
         c = _store(ctx).create(spec, name=o["name"])
     except Exception as exc:
-        _as_engine_error(exc)
+        as_engine_error(exc)
         raise
     click.echo(c.id)
 
@@ -287,13 +127,13 @@ def start_cmd(ctx: click.Context, attach: bool, interactive: bool,
             from dataclasses import replace
 
             c = replace(c, spec=replace(c.spec, open_stdin=True))
-        ctx.exit(_run_foreground(store, c))
+        ctx.exit(run_foreground(store, c))
     failed = False
     for name in containers:
         try:
             c = store.get(name)
             if not c.state.running:
-                _start_detached(store, c)
+                start_detached(store, c)
             click.echo(name)
         except Exception as exc:
             from lamina.errors import LaminaError
@@ -377,7 +217,7 @@ def restart_cmd(ctx: click.Context, timeout: int | None, containers: tuple[str, 
 
     def restart(name: str) -> str:
         c = store.stop(name, timeout=timeout)
-        _start_detached(store, store.get(c.id))
+        start_detached(store, store.get(c.id))
         return name
 
     _each(ctx, containers, restart)
@@ -900,7 +740,7 @@ def exec_cmd(ctx: click.Context, /, detach: bool, interactive: bool, tty: bool,
                        stdin=sys.stdin.buffer if interactive else None,
                        stdout=sys.stdout.buffer, stderr=sys.stderr.buffer)
     except Exception as exc:
-        _as_engine_error(exc)
+        as_engine_error(exc)
         raise
     ctx.exit(code)
 
