@@ -12,9 +12,6 @@ containerd's spellings, so ``linux/x86_64`` and ``linux/amd64`` are the same.
 
 from __future__ import annotations
 
-import base64
-import binascii
-import platform as _host
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +66,8 @@ class Platform:
     @classmethod
     def host(cls) -> Platform:
         """The platform of the machine lamina runs on."""
+        import platform as _host  # ~1.5 ms to import, for this one call
+
         os_name = "linux" if sys.platform.startswith("linux") else sys.platform
         return cls(os=os_name, architecture=_host.machine() or "amd64").normalized()
 
@@ -175,6 +174,8 @@ class Descriptor:
         if self.annotations:
             out["annotations"] = sorted_map(self.annotations)
         if self.data is not None and not docker:
+            import base64  # rare: not imported for every descriptor user
+
             out["data"] = base64.b64encode(self.data).decode("ascii")
         if self.platform is not None:
             out["platform"] = self.platform.to_dict()
@@ -200,6 +201,9 @@ class Descriptor:
         data_text = f.string("data")
         data: bytes | None = None
         if data_text is not None:
+            import base64
+            import binascii
+
             try:
                 data = base64.b64decode(data_text, validate=True)
             except binascii.Error:
