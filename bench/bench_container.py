@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """``lamina run --rm IMAGE true`` beside ``docker run --rm --network none IMAGE true``.
 
+``lamina`` and ``lamina-cli`` (the console script) take the click-free ``run`` path;
+``lamina-click`` passes ``--root`` before the verb, which goes through click.
+
 Both engines get the same busybox rootfs tar (``tools/mkrootfs.py``) imported as an
 image; each command is run N times (default 10) after one warm-up, the two interleaved,
 and the medians are reported -- plus the bare runtime (``runc run`` of a ready bundle)
@@ -26,9 +29,9 @@ REPO = Path(__file__).resolve().parents[1]
 LAMINA = [sys.executable, "-m", "lamina"]
 
 
-def timed(argv: list[str]) -> float:
+def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True)
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, env=env)
     elapsed = time.perf_counter() - t0
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} failed: {proc.stderr.decode().strip()}")
@@ -66,27 +69,31 @@ def main() -> int:
                                                         cgroups_path="/lamina-bench/bare"),
                                         bundle / "rootfs"))
         rt = shutil.which(args.runtime) or args.runtime
+        # `lamina run ...` takes the click-free path (lamina.cli._runfast) when the root
+        # comes from $LAMINA_ROOT; `lamina --root R run ...` goes through click.
+        env = dict(os.environ, LAMINA_ROOT=str(root))
         cmds = {
             "runtime": [rt, "--root", str(work / "state"), "run", "-b", str(bundle), "bare"],
-            "lamina": [*LAMINA, "--root", str(root), "run", "--rm", "--runtime", args.runtime,
-                       "bench:1", "true"],
-            "lamina-cli": [str(Path(sys.executable).parent / "lamina"), "--root", str(root),
-                           "run", "--rm", "--runtime", args.runtime, "bench:1", "true"],
+            "lamina": [*LAMINA, "run", "--rm", "--runtime", args.runtime, "bench:1", "true"],
+            "lamina-cli": [str(Path(sys.executable).parent / "lamina"), "run", "--rm",
+                           "--runtime", args.runtime, "bench:1", "true"],
+            "lamina-click": [*LAMINA, "--root", str(root), "run", "--rm", "--runtime",
+                             args.runtime, "bench:1", "true"],
         }
         if docker:
             cmds["docker"] = [docker, "run", "--rm", "--network", "none", "lamina-bench:1", "true"]
         samples: dict[str, list[float]] = {k: [] for k in cmds}
         for argv in cmds.values():  # warm-up
-            timed(argv)
+            timed(argv, env)
         for _ in range(args.n):
             for name, argv in cmds.items():
-                samples[name].append(timed(argv))
+                samples[name].append(timed(argv, env))
         print(f"median of {args.n} runs of `true` (runtime {args.runtime}):")
         floor = statistics.median(samples["runtime"]) * 1000
         for name, vals in samples.items():
             med = statistics.median(vals) * 1000
             extra = "" if name == "runtime" else f"  (+{med - floor:.1f} ms over the runtime)"
-            print(f"  {name:<11} {med:8.1f} ms{extra}")
+            print(f"  {name:<12} {med:8.1f} ms{extra}")
         leftover = list((root / "containers").iterdir()) if (root / "containers").exists() else []
         assert leftover == [], f"containers left behind: {leftover}"
     finally:
