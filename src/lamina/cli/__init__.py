@@ -119,12 +119,34 @@ def _echo_error(exc: Any) -> None:
     sys.stderr.flush()
 
 
+def _global_root(args: list[str]) -> tuple[int, str | None]:
+    """Where the verb starts after a leading ``--root DIR`` / ``--root=DIR``, and that root.
+
+    Any other global option (``--debug``, ``--help``…) returns an index past the end, so
+    the click group handles the whole command line.
+    """
+    i, root = 0, None
+    while i < len(args) and args[i].startswith("-"):
+        if args[i] == "--root" and i + 1 < len(args):
+            root, i = args[i + 1], i + 2
+        elif args[i].startswith("--root="):
+            root, i = args[i][len("--root="):], i + 1
+        else:
+            return len(args), None
+    return i, root
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``lamina`` console script: maps errors to one-line messages."""
     args = sys.argv[1:] if argv is None else argv
-    fast = FAST_PATHS.get(args[0]) if args else None
+    verb_at, root = _global_root(args)
+    fast = FAST_PATHS.get(args[verb_at]) if verb_at < len(args) else None
     if fast is not None:
-        status = importlib.import_module(fast).fast_main(args[1:])
+        if root is not None:
+            import os
+
+            os.environ["LAMINA_ROOT"] = root  # the fast paths read the root from here
+        status = importlib.import_module(fast).fast_main(args[verb_at + 1:])
         if status == 0:
             return None
         if status is not None:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
@@ -61,6 +60,12 @@ __all__ = [
 ]
 
 SIZE_LABEL = "lamina.size"  # Docker-style content size of one layer, kept on its snapshot
+
+
+def _uuid4() -> Any:
+    import uuid  # imported late: it pulls in ``platform`` and is off the hot paths
+
+    return uuid.uuid4()
 
 
 def docker_arch() -> str:
@@ -259,11 +264,11 @@ class ImageStore:
             if ready is not None and (layer.digest is None or layer.digest == ready.blob_digest
                                       or self.content.exists(layer.digest)):
                 return ready
-        key = f"extract-{uuid.uuid4().hex}"
+        key = f"extract-{_uuid4().hex}"
         self.snapshots.prepare(key, str(parent.chain_id) if parent else None)
         undo.snapshots.append(key)
         dest = self.snapshots.fs_path(key)
-        ref = f"layer-{uuid.uuid4().hex}"
+        ref = f"layer-{_uuid4().hex}"
         with layer.open() as src:
             if layer.digest is not None and self.content.exists(layer.digest):
                 # (registry pull) the blob is already stored and verified -- downloaded
@@ -317,7 +322,7 @@ class ImageStore:
         from lamina.layer import Compression, write_layer
 
         upper = self.snapshots.fs_path(key)
-        ref = f"commit-{uuid.uuid4().hex}"
+        ref = f"commit-{_uuid4().hex}"
         with self.content.writer(ref) as writer:
             stats = write_layer(upper, writer, compression=Compression.NONE,  # type: ignore[arg-type]
                                 source_date_epoch=source_date_epoch, overlay_upper=True)
@@ -618,7 +623,7 @@ class ImageStore:
         """
         from lamina.layer import open_decompressed
 
-        tmp = self.tmp / f"import-{uuid.uuid4().hex}.tar"
+        tmp = self.tmp / f"import-{_uuid4().hex}.tar"
         try:
             plain, _ = open_decompressed(stream)
             h = hashlib.sha256()
