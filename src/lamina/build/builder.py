@@ -531,7 +531,7 @@ class Builder:
             layer, created = hit.layer, hit.created
         else:
             self.reporter.emit(Note(vertex, "cache miss: " + self._why(st, slot, definition, inputs)))
-            active = self.worker.open(top)
+            active = self.worker.open(top, volatile=definition.get("op") == "run")
             try:
                 execute(active, vertex, t0)
             except BaseException as exc:

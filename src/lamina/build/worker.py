@@ -12,8 +12,10 @@ over the parent layer chain, mounted under ``<root>/tmp/build-<id>/rootfs``.
   (:mod:`lamina.build.fileops`).
 
 Then :meth:`Worker.commit` unmounts, removes the mount-point stubs the runtime
-created (``/proc``, ``/etc/hosts``... when the image lacked them), writes the overlay
-upper directory as an uncompressed layer and commits the snapshot under its chain ID.
+created (``/proc``, ``/etc/hosts``... when the image lacked them), makes the upper
+directory durable (RUN snapshots are volatile and synced with ``syncfs`` by the
+snapshotter; a file step's few entries are fsynced one by one, :func:`sync_tree`),
+writes it as an uncompressed layer and commits the snapshot under its chain ID.
 :meth:`Worker.discard` undoes everything instead: a failed step leaves no mount, no
 snapshot and no directory behind.
 """
@@ -40,7 +42,7 @@ if TYPE_CHECKING:
     from lamina.metadata import LayerRecord
     from lamina.runtime import BindMount, OCIRuntime, TmpfsMount
 
-__all__ = ["Active", "RunSpec", "View", "Worker"]
+__all__ = ["SYNC_ENTRIES", "Active", "RunSpec", "View", "Worker", "sync_tree"]
 
 #: Paths a RUN container gets mounts on; stubs created for them are not committed.
 _RUNTIME_TARGETS = ("/proc", "/sys", "/dev", "/etc/hosts", "/etc/resolv.conf")
@@ -57,6 +59,7 @@ class Active:
     parent: LayerRecord | None
     mounted: bool = True
     stubs: list[str] = field(default_factory=list)
+    volatile: bool = True
 
     @property
     def root(self) -> str:
@@ -104,11 +107,16 @@ class Worker:
 
     # --- snapshots ----------------------------------------------------------------------
 
-    def open(self, parent: LayerRecord | None) -> Active:
-        """A new writable snapshot over ``parent``, mounted."""
+    def open(self, parent: LayerRecord | None, *, volatile: bool = True) -> Active:
+        """A new writable snapshot over ``parent``, mounted.
+
+        ``volatile`` (for RUN: the command's own fsyncs are skipped) makes the commit
+        sync the whole filesystem.  File steps (COPY, ADD, WORKDIR) pass ``False``:
+        their few written files are synced one by one at commit (:func:`sync_tree`).
+        """
         key = f"build-{uuid.uuid4().hex[:16]}"
         sn = self.store.snapshots
-        mounts = sn.prepare(key, str(parent.chain_id) if parent else None, volatile=True)
+        mounts = sn.prepare(key, str(parent.chain_id) if parent else None, volatile=volatile)
         work = self.store.tmp / key
         rootfs = work / "rootfs"
         try:
@@ -118,7 +126,7 @@ class Worker:
             shutil.rmtree(work, ignore_errors=True)
             sn.remove(key)
             raise
-        return Active(key, rootfs, work, parent)
+        return Active(key, rootfs, work, parent, volatile=volatile)
 
     def _unmount(self, active: Active) -> None:
         if active.mounted:
@@ -148,6 +156,8 @@ class Worker:
             self._unmount(active)
             upper = self.store.snapshots.fs_path(active.key)
             _remove_stubs(upper, active.stubs)
+            if not active.volatile:  # (a volatile snapshot is synced by its commit)
+                sync_tree(upper)
             with self.store.operation() as undo:
                 record = self.store.commit_layer(active.key, active.parent, undo,
                                                  source_date_epoch=self.source_date_epoch)
@@ -267,6 +277,47 @@ def _remove_stubs(upper: Path, stubs: Sequence[str]) -> None:
                 os.rmdir(path)
         elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
             os.unlink(path)
+
+
+#: Up to this many entries an upper dir is synced entry by entry; more: the filesystem.
+SYNC_ENTRIES = 256
+
+
+def sync_tree(root: Path) -> None:
+    """Make the files and directories under ``root`` durable before it becomes a layer.
+
+    A small tree (a COPY of a few files, a WORKDIR) is synced entry by entry --
+    files, then directories deepest first, so each new name is on disk -- which
+    costs a few fsyncs instead of flushing every dirty page of the filesystem.  A
+    tree with more than :data:`SYNC_ENTRIES` entries gets one ``syncfs``.
+    """
+    files: list[str] = []
+    dirs: list[str] = [str(root)]
+    stack = [str(root)]
+    while stack:
+        with os.scandir(stack.pop()) as it:
+            for entry in it:
+                if entry.is_dir(follow_symlinks=False):
+                    dirs.append(entry.path)
+                    stack.append(entry.path)
+                elif entry.is_file(follow_symlinks=False):
+                    files.append(entry.path)
+                # symlinks, whiteouts, fifos: inode-only, made durable by their dir's fsync
+                if len(files) + len(dirs) > SYNC_ENTRIES:
+                    _linux.syncfs(root)
+                    return
+    for path in files:
+        _fsync(path, os.O_RDONLY | os.O_NOFOLLOW)
+    for path in sorted(dirs, key=lambda d: d.count("/"), reverse=True):
+        _fsync(path, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def _fsync(path: str, flags: int) -> None:
+    fd = os.open(path, flags | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def elapsed_since(t0: float) -> float:

@@ -59,3 +59,42 @@ def test_resolve_chown_like_buildkit(rootfs: Path) -> None:
     assert resolve_chown(root, "nobody") == (0, 0)  # unknown names silently 0
     assert resolve_chown(root, "7:8") == (7, 8)
     assert resolve_chown(root, None) is None
+
+
+def test_sync_tree_fsyncs_a_small_tree_entry_by_entry(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from lamina.build import worker
+
+    (tmp_path / "app" / "sub").mkdir(parents=True)
+    (tmp_path / "app" / "main.py").write_text("x")
+    (tmp_path / "app" / "sub" / "f").write_text("y")
+    os.symlink("main.py", tmp_path / "app" / "link")
+    synced: list[str] = []
+    whole: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr("lamina._linux.syncfs", lambda p: whole.append(str(p)))
+    worker.sync_tree(tmp_path)
+    assert whole == []
+    root = str(tmp_path)
+    assert set(synced[:2]) == {f"{root}/app/main.py", f"{root}/app/sub/f"}  # files first
+    assert synced[2:] == [f"{root}/app/sub", f"{root}/app", root]  # then dirs, deepest first
+
+
+def test_sync_tree_syncs_the_filesystem_for_a_big_tree(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from lamina.build import worker
+
+    for i in range(worker.SYNC_ENTRIES + 1):
+        (tmp_path / f"f{i}").write_text("")
+    synced: list[int] = []
+    whole: list[str] = []
+    monkeypatch.setattr(os, "fsync", synced.append)
+    monkeypatch.setattr("lamina._linux.syncfs", lambda p: whole.append(str(p)))
+    worker.sync_tree(tmp_path)
+    assert whole == [str(tmp_path)] and synced == []
