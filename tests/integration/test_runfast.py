@@ -1,8 +1,8 @@
 """``lamina run`` without click and through click give the same results.
 
-Each argument list runs twice against one store: ``lamina run ARGS`` with the root in
-``$LAMINA_ROOT`` takes the click-free path (:mod:`lamina.cli._runfast`; the test checks
-that click was not imported), ``lamina --root ROOT run ARGS`` the click command.  Exit
+Each argument list runs twice against one store: ``lamina --root ROOT run ARGS`` takes the
+click-free path (:mod:`lamina.cli._runfast`; the test checks that click was not imported),
+and the same with ``LAMINA_NO_FAST_PATH=1`` in the environment the click command.  Exit
 status, stdout, stderr and the container left behind (``inspect``, IDs and times
 masked) must be identical.  Every container made here is removed.
 """
@@ -56,7 +56,9 @@ def root(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs_tar: Path) -> 
 def lamina(root: Path, *args: str, fast: bool = False, input: str | None = None,
            mark: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, LAMINA_ROOT=str(root), CLICK_MARK=str(mark or os.devnull))
-    argv = list(args) if fast else ["--root", str(root), *args]
+    if not fast:
+        env["LAMINA_NO_FAST_PATH"] = "1"
+    argv = ["--root", str(root), *args]
     return subprocess.run([sys.executable, "-c", _ENTRY, *argv], env=env, input=input,
                           capture_output=True, text=True, timeout=60)
 

@@ -80,6 +80,7 @@ def default_root() -> str:
 
 # verb -> module with ``fast_main(args: list[str]) -> int | None``: runs the verb without
 # click when it understands every argument (``None``: let the click command handle it).
+# LAMINA_NO_FAST_PATH=1 in the environment sends every verb through click (tests use it).
 FAST_PATHS: dict[str, str] = {
     "build": "lamina.cli._buildfast",
     "run": "lamina.cli._runfast",
@@ -139,12 +140,12 @@ def _global_root(args: list[str]) -> tuple[int, str | None]:
 def main(argv: list[str] | None = None) -> Any:
     """Entry point of the ``lamina`` console script: maps errors to one-line messages."""
     args = sys.argv[1:] if argv is None else argv
+    import os
+
     verb_at, root = _global_root(args)
     fast = FAST_PATHS.get(args[verb_at]) if verb_at < len(args) else None
-    if fast is not None:
+    if fast is not None and not os.environ.get("LAMINA_NO_FAST_PATH"):
         if root is not None:
-            import os
-
             os.environ["LAMINA_ROOT"] = root  # the fast paths read the root from here
         status = importlib.import_module(fast).fast_main(args[verb_at + 1:])
         if status == 0:
