@@ -14,8 +14,9 @@ over the parent layer chain, mounted under ``<root>/tmp/build-<id>/rootfs``.
 Then :meth:`Worker.commit` unmounts, removes the mount-point stubs the runtime
 created (``/proc``, ``/etc/hosts``... when the image lacked them), makes the upper
 directory durable (RUN snapshots are volatile and synced with ``syncfs`` by the
-snapshotter; a file step's few entries are fsynced one by one, :func:`sync_tree`),
-writes it as an uncompressed layer and commits the snapshot under its chain ID.
+snapshotter; a file step's few entries are fsynced one by one, :func:`sync_tree`;
+either sync runs on a thread while the upper is written as an uncompressed layer) and
+commits the snapshot under its chain ID.
 :meth:`Worker.discard` undoes everything instead: a failed step leaves no mount, no
 snapshot and no directory behind.
 """
@@ -156,14 +157,18 @@ class Worker:
             self._unmount(active)
             upper = self.store.snapshots.fs_path(active.key)
             _remove_stubs(upper, active.stubs)
-            if not active.volatile:  # (a volatile snapshot is synced by its commit)
-                sync_tree(upper)
-            with self.store.operation() as undo:
-                record = self.store.commit_layer(active.key, active.parent, undo,
-                                                 source_date_epoch=self.source_date_epoch)
-                self.store.meta.add_layer(record)
-                if on_commit is not None:
-                    on_commit(record)
+            # the upper dir is flushed to disk while its tar is written (see _Syncer)
+            syncer = _Syncer(upper, whole_fs=active.volatile)
+            try:
+                with self.store.operation() as undo:
+                    record = self.store.commit_layer(active.key, active.parent, undo,
+                                                     source_date_epoch=self.source_date_epoch,
+                                                     before_commit=syncer.wait)
+                    self.store.meta.add_layer(record)
+                    if on_commit is not None:
+                        on_commit(record)
+            finally:
+                syncer.join()
         except BaseException:
             with suppress(LaminaError):  # gone already if the commit got that far
                 self.store.snapshots.stat(active.key)
@@ -277,6 +282,39 @@ def _remove_stubs(upper: Path, stubs: Sequence[str]) -> None:
                 os.rmdir(path)
         elif stat.S_ISREG(st.st_mode) and st.st_size == 0:
             os.unlink(path)
+
+
+class _Syncer:
+    """Flushes a committed step's upper dir on a thread while the layer tar is written.
+
+    A RUN's volatile upper (``whole_fs``) gets one ``syncfs`` now, so the one the
+    snapshotter makes at commit finds little left to write; a file step's upper gets
+    :func:`sync_tree`.  :meth:`wait` (before the snapshot is committed) re-raises
+    what the sync raised; :meth:`join` only waits (cleanup paths).
+    """
+
+    def __init__(self, upper: Path, *, whole_fs: bool) -> None:
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                if whole_fs:
+                    _linux.syncfs(upper)
+                else:
+                    sync_tree(upper)
+            except BaseException as exc:  # handed to wait()
+                self._error = exc
+
+        self._thread = threading.Thread(target=run, name="lamina-layer-sync", daemon=True)
+        self._thread.start()
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
 
 
 #: Up to this many entries an upper dir is synced entry by entry; more: the filesystem.

@@ -311,13 +311,16 @@ class ImageStore:
         return record
 
     def commit_layer(self, key: str, parent: LayerRecord | None, undo: _Undo, *,
-                     source_date_epoch: int | None = None) -> LayerRecord:
+                     source_date_epoch: int | None = None,
+                     before_commit: Callable[[], None] | None = None) -> LayerRecord:
         """Turn active snapshot ``key`` (an unmounted overlay upper dir over ``parent``)
         into a layer: its changes are written as an uncompressed layer tar (overlay
         whiteouts become OCI ``.wh.`` entries) into the content store, and the snapshot
         is committed under the new chain ID.  If that chain already exists (an identical
         step ran before), ``key`` is removed instead.  Returns the (unsaved) record;
-        pass it to :meth:`register_image`.
+        pass it to :meth:`register_image`.  ``before_commit`` runs after the blob is
+        stored and before the snapshot is committed (the builder waits there for the
+        upper dir's sync, which it runs alongside the tar write).
         """
         from lamina.layer import Compression, write_layer
 
@@ -332,6 +335,8 @@ class ImageStore:
                                        blob_digest=blob, blob_media_type=mediatypes.OCI_LAYER,
                                        compressed_size=stats.size)
         name = str(record.chain_id)
+        if before_commit is not None:
+            before_commit()
         if self._snapshot_exists(name):
             self.snapshots.remove(key)
         else:
