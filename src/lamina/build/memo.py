@@ -112,6 +112,7 @@ class MemoProbe:
             return None
         try:
             con = sqlite3.connect(path, timeout=30.0, isolation_level=None)
+            con.execute("PRAGMA synchronous=NORMAL")  # as MetadataStore: WAL, no fsync per commit
         except sqlite3.Error:
             return None
         try:
