@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,35 +31,6 @@ pytestmark = [
 ]
 
 Run = Callable[..., subprocess.CompletedProcess[str]]
-
-
-@pytest.fixture(scope="module")
-def root(tmp_path_factory: pytest.TempPathFactory, busybox_rootfs_tar: Path) -> Iterator[Path]:
-    r = tmp_path_factory.mktemp("lamina-ctr-more")
-    subprocess.run([*LAMINA, "--root", str(r), "import", str(busybox_rootfs_tar), "bb:1"],
-                   check=True, capture_output=True)
-    yield r
-    out = subprocess.run([*LAMINA, "--root", str(r), "ps", "-aq", "--no-trunc"],
-                         capture_output=True, text=True)
-    ids = out.stdout.split()
-    if ids:
-        subprocess.run([*LAMINA, "--root", str(r), "rm", "-fv", *ids], capture_output=True)
-    assert _linux.mounts_under(r) == [], "a test left a mount behind"
-    assert ids == [], f"a test left containers behind: {ids}"
-    assert not any(os.path.exists(f"{m.mount_point}/lamina/{i}") for i in ids
-                   for m in _linux.mount_table() if m.fstype.startswith("cgroup"))
-
-
-@pytest.fixture
-def lamina(root: Path) -> Run:
-    def run(*args: str, check: bool = True, input: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([*LAMINA, "--root", str(root), *args], capture_output=True,
-                              text=True, input=input, timeout=timeout)
-        if check and proc.returncode != 0:
-            raise AssertionError(f"lamina {' '.join(args)}: {proc.returncode} {proc.stderr}")
-        return proc
-    return run
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 20) -> None:
