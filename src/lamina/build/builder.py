@@ -1085,10 +1085,11 @@ def _is_archive(path: str) -> bool:
             head = f.read(512)
             if len(head) >= 262 and head[257:262] == _TAR_MAGIC:
                 return True
-            if not head.startswith((b"\x1f\x8b", b"BZh", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd")):
+            from lamina.layer import Compression, detect_compression, open_decompressed
+
+            if detect_compression(head) is Compression.NONE:
                 return False
             f.seek(0)
-            from lamina.layer import open_decompressed
 
             stream, _ = open_decompressed(f)
             try:

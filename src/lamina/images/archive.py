@@ -27,10 +27,20 @@ import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, BinaryIO, cast
+from typing import IO, Any, BinaryIO
 
 from lamina.digest import Digest
 from lamina.errors import DigestMismatch, InvalidArchive, InvalidManifest
+from lamina.oci._json import canonical_json
+from lamina.oci.mediatypes import (
+    DOCKER_MANIFEST,
+    DOCKER_MANIFEST_LIST,
+    LAYER_TYPES,
+    OCI_CONFIG,
+    OCI_INDEX,
+    OCI_LAYER,
+    OCI_MANIFEST,
+)
 
 __all__ = [
     "ArchiveImage",
@@ -38,26 +48,11 @@ __all__ = [
     "ImageArchive",
     "SaveImage",
     "SaveLayer",
+    "image_manifest",
     "open_archive",
     "write_archive",
 ]
 
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
-LAYER_TYPES = {
-    OCI_LAYER, OCI_LAYER + "+gzip", OCI_LAYER + "+zstd",
-    "application/vnd.docker.image.rootfs.diff.tar",
-    "application/vnd.docker.image.rootfs.diff.tar.gzip",
-    "application/vnd.docker.image.rootfs.diff.tar.zstd",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar",
-    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
-    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip",
-}
 REF_NAME = "org.opencontainers.image.ref.name"
 CONTAINERD_NAME = "io.containerd.image.name"
 
@@ -230,7 +225,7 @@ class ImageArchive:
             data = self._verified_blob(dgst)
             body = json.loads(data)
             mt = mt or body.get("mediaType")
-            if mt in (OCI_INDEX, DOCKER_LIST):
+            if mt in (OCI_INDEX, DOCKER_MANIFEST_LIST):
                 self._walk_index(body, ref, out)
                 continue
             if mt not in (OCI_MANIFEST, DOCKER_MANIFEST):
@@ -254,55 +249,31 @@ class ImageArchive:
 def open_archive(path: Path | str, *, tmpdir: Path | None = None,
                  display_name: str | None = None) -> ImageArchive:
     """Open an archive file, undoing gzip/zstd/xz/bzip2 compression into a temp file first."""
+    from lamina.layer import Compression, detect_compression, open_decompressed
+
     path = Path(path)
     with open(path, "rb") as fh:
         head = fh.read(6)
-    kind = _compression(head)
-    if kind is None:
+    if detect_compression(head) is Compression.NONE:
         return ImageArchive(path, display_name=display_name)
     fd, tmp = tempfile.mkstemp(prefix="lamina-load-", suffix=".tar", dir=tmpdir)
     try:
         with open(path, "rb") as src, os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(_decompressor(kind, src), dst, 1 << 20)
+            plain, _ = open_decompressed(src)
+            with plain:
+                shutil.copyfileobj(plain, dst, 1 << 20)
         arch = ImageArchive(Path(tmp), display_name=display_name or str(path))
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, InvalidArchive) as exc:
         os.unlink(tmp)
-        raise InvalidArchive(f"{display_name or path}: cannot decompress ({exc})") from exc
+        if isinstance(exc, InvalidArchive) and exc.message.startswith(display_name or str(path)):
+            raise
+        reason = exc.message if isinstance(exc, InvalidArchive) else str(exc)
+        raise InvalidArchive(f"{display_name or path}: cannot decompress ({reason})") from exc
     except BaseException:
         os.unlink(tmp)
         raise
     os.unlink(tmp)  # the open tarfile keeps the data reachable until closed
     return arch
-
-
-def _compression(head: bytes) -> str | None:
-    if head[:2] == b"\x1f\x8b":
-        return "gzip"
-    if head[:4] == b"\x28\xb5\x2f\xfd":
-        return "zstd"
-    if head[:6] == b"\xfd7zXZ\x00":
-        return "xz"
-    if head[:3] == b"BZh":
-        return "bzip2"
-    return None
-
-
-def _decompressor(kind: str, raw: BinaryIO) -> IO[bytes]:
-    if kind == "gzip":
-        from isal import igzip
-
-        return cast(IO[bytes], igzip.GzipFile(fileobj=raw, mode="rb"))  # type: ignore[no-untyped-call]
-    if kind == "zstd":
-        import zstandard
-
-        return cast(IO[bytes], zstandard.ZstdDecompressor().stream_reader(raw))
-    if kind == "xz":
-        import lzma
-
-        return lzma.LZMAFile(raw)
-    import bz2
-
-    return bz2.BZ2File(raw)
 
 
 # --- writing -----------------------------------------------------------------
@@ -331,16 +302,23 @@ class SaveImage:
     names: tuple[tuple[str, str], ...] = field(default=())
 
 
-def _oci_manifest(img: SaveImage) -> bytes:
+def image_manifest(config: bytes, layers: Sequence[tuple[str, Digest, int]]) -> bytes:
+    """The OCI manifest (canonical JSON) of an image: its config blob and its layer blobs,
+    each given as (media type, digest, size), base first.  The store records this manifest
+    and ``save`` writes the same bytes, so both name the image by one manifest digest."""
     body = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
-        "config": {"mediaType": OCI_CONFIG, "digest": str(Digest.from_bytes(img.config)),
-                   "size": len(img.config)},
-        "layers": [{"mediaType": lay.media_type, "digest": str(lay.digest), "size": lay.size}
-                   for lay in img.layers],
+        "config": {"mediaType": OCI_CONFIG, "digest": str(Digest.from_bytes(config)),
+                   "size": len(config)},
+        "layers": [{"mediaType": media_type, "digest": str(dgst), "size": size}
+                   for media_type, dgst, size in layers],
     }
-    return json.dumps(body, separators=(",", ":")).encode()
+    return canonical_json(body)
+
+
+def _oci_manifest(img: SaveImage) -> bytes:
+    return image_manifest(img.config, [(lay.media_type, lay.digest, lay.size) for lay in img.layers])
 
 
 def write_archive(out: BinaryIO, images: Sequence[SaveImage], *, docker: bool = True) -> None:

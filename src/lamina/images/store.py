@@ -409,16 +409,11 @@ class ImageStore:
         return self.register_image(config_bytes, records, names=names, parent=parent, undo=undo)
 
     def _manifest(self, config_bytes: bytes, layers: Sequence[LayerRecord]) -> bytes:
-        body = {
-            "schemaVersion": 2,
-            "mediaType": mediatypes.OCI_MANIFEST,
-            "config": {"mediaType": mediatypes.OCI_CONFIG,
-                       "digest": str(Digest.from_bytes(config_bytes)), "size": len(config_bytes)},
-            "layers": [{"mediaType": r.blob_media_type or mediatypes.OCI_LAYER,
-                        "digest": str(r.blob_digest), "size": r.compressed_size or 0}
-                       for r in layers],
-        }
-        return canonical_json(body)
+        from lamina.images.archive import image_manifest
+
+        return image_manifest(config_bytes, [
+            (r.blob_media_type or mediatypes.OCI_LAYER, r.blob_digest, r.compressed_size or 0)
+            for r in layers if r.blob_digest is not None])
 
     def resolve(self, text: str) -> ResolvedImage:
         """Find an image by name (``busybox``, ``x:1``, ``name@sha256:…``) or ID (prefix)."""
