@@ -17,6 +17,7 @@ from typing import Any
 
 __all__ = [
     "TemplateError",
+    "emit_inspect",
     "human_duration",
     "human_size",
     "render_table",
@@ -162,3 +163,20 @@ def render_template(template: str, data: Any) -> str:
         pos = m.end()
     out.append(text[pos:])
     return "".join(out)
+
+
+def emit_inspect(ctx: Any, results: Sequence[Any], errors: Sequence[str],
+                 fmt: str | None) -> None:
+    """Print ``inspect`` output as Docker does: each result through ``--format`` (or all of
+    them as one indented JSON array), then the error lines on stderr; exit 1 if any."""
+    import click
+
+    if fmt:
+        for r in results:
+            click.echo(render_template(fmt, r))
+    else:
+        click.echo(json.dumps(list(results), indent=4))
+    for e in errors:
+        click.echo(e, err=True)
+    if errors:
+        ctx.exit(1)

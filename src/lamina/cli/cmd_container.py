@@ -919,7 +919,7 @@ def container_group() -> None:
 def container_inspect_cmd(ctx: click.Context, fmt: str | None,
                           containers: tuple[str, ...]) -> None:
     """Show low-level information on containers."""
-    from lamina.cli._format import render_template
+    from lamina.cli._format import emit_inspect
     from lamina.errors import LaminaError
 
     store = _store(ctx)
@@ -930,15 +930,7 @@ def container_inspect_cmd(ctx: click.Context, fmt: str | None,
             results.append(inspect_container(store, store.get(name)))
         except LaminaError as exc:
             errors.append(f"Error: {exc.message}")
-    if fmt:
-        for r in results:
-            click.echo(render_template(fmt, r))
-    else:
-        click.echo(json.dumps(results, indent=4))
-    for e in errors:
-        click.echo(e, err=True)
-    if errors:
-        ctx.exit(1)
+    emit_inspect(ctx, results, errors, fmt)
 
 
 @click.command("prune", context_settings=_NO_H)

@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lamina.cli._format import human_duration, human_size, render_table, render_template
+from lamina.cli._format import (
+    emit_inspect,
+    human_duration,
+    human_size,
+    render_table,
+    render_template,
+)
 
 if TYPE_CHECKING:
     from lamina.images.store import ImageStore, ResolvedImage
@@ -313,15 +319,7 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, kind: str | None, names: tu
             errors.append(f"Error: {failure.message}")
         else:
             errors.append(f"Error: No such {kind or 'object'}: {name}")
-    if fmt:
-        for r in results:
-            click.echo(render_template(fmt, r))
-    else:
-        click.echo(json.dumps(results, indent=4))
-    for e in errors:
-        click.echo(e, err=True)
-    if errors:
-        ctx.exit(1)
+    emit_inspect(ctx, results, errors, fmt)
 
 
 # --- history -----------------------------------------------------------------------

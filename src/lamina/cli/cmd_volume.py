@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -123,7 +122,7 @@ def ls_cmd(ctx: click.Context, quiet: bool, filters: tuple[str, ...], fmt: str |
 @click.pass_context
 def inspect_cmd(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> None:
     """Show detailed information on volumes."""
-    from lamina.cli._format import render_template
+    from lamina.cli._format import emit_inspect
     from lamina.errors import LaminaError
 
     store = _volumes(ctx)
@@ -133,15 +132,7 @@ def inspect_cmd(ctx: click.Context, fmt: str | None, names: tuple[str, ...]) -> 
             results.append(inspect_volume(store, name))
         except LaminaError as exc:
             errors.append(f"Error: {exc.message}")
-    if fmt:
-        for r in results:
-            click.echo(render_template(fmt, r))
-    else:
-        click.echo(json.dumps(results, indent=4))
-    for e in errors:
-        click.echo(e, err=True)
-    if errors:
-        ctx.exit(1)
+    emit_inspect(ctx, results, errors, fmt)
 
 
 @command.command("rm", context_settings=_NO_H)
